@@ -1,0 +1,3 @@
+from cdss.cli.main import run
+
+run()

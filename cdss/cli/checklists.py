@@ -1,0 +1,206 @@
+"""Commands for reading and authoring checklists: list, show, plan, validate, diff, release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cdss.cli.app import ChecklistFolders, JsonOutput, app
+from cdss.cli.render import console, line, print_json
+
+if TYPE_CHECKING:
+    from cdss.catalog import Catalog
+    from cdss.checklist import Checklist
+
+Ref = Annotated[
+    str, typer.Argument(metavar="ID[@VERSION]", help="A checklist, newest version unless @VERSION is given.")
+]
+
+
+def _catalog(folders: list[Path] | None) -> Catalog:
+    from cdss.catalog import Catalog
+
+    return Catalog.default(folders or [])
+
+
+@app.command("list")
+def list_checklists(checklists: ChecklistFolders = None, json: JsonOutput = False) -> None:
+    """List checklists: id, newest version, title and number of items."""
+    catalog = _catalog(checklists)
+    rows = []
+    for checklist_id in catalog.ids():
+        entry, raw = catalog.read(checklist_id)
+        items = sum(len(s.get("items", [])) for s in raw.get("sections", []) if isinstance(s, dict))
+        rows.append({"id": entry.id, "version": entry.version, "title": raw.get("title", ""), "items": items})
+    if json:
+        print_json(rows)
+        return
+    if not rows:
+        line("No checklists found.")
+        return
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        line(f"{r['id']:<{width}}  {r['version']:<8}  {r['items']:>3} items  {r['title']}")
+
+
+@app.command()
+def show(ref: Ref, checklists: ChecklistFolders = None, json: JsonOutput = False) -> None:
+    """Show a checklist's sections and items with their sources."""
+    checklist = _catalog(checklists).load(ref)
+    if json:
+        print_json(checklist.to_json())
+        return
+    _render_checklist(checklist)
+
+
+def _applies_text(condition: Any) -> str:
+    if condition is None:
+        return ""
+    bits = []
+    if condition.routes:
+        bits.append("route: " + ", ".join(condition.routes))
+    if condition.populations:
+        bits.append("population: " + ", ".join(condition.populations))
+    return "only when " + "; ".join(bits)
+
+
+def _render_checklist(checklist: Checklist) -> None:
+    from cdss.catalog import content_hash
+
+    titles = {d.id: d.title for d in checklist.documents}
+    out = console()
+    out.print(f"{checklist.title}  ({checklist.ref})", style="bold")
+    out.print(checklist.summary)
+    out.print(f"content hash {content_hash(checklist.to_json())}", style="dim")
+    if checklist.context.routes:
+        out.print("Routes: " + ", ".join(o.id for o in checklist.context.routes))
+    if checklist.context.populations:
+        out.print("Population modules: " + ", ".join(o.id for o in checklist.context.populations))
+    for section in checklist.sections:
+        out.print()
+        phase = f" [{section.phase}]" if section.phase else ""
+        condition = _applies_text(section.applies_when)
+        out.print(f"{section.title}{phase}" + (f"  ({condition})" if condition else ""), style="bold cyan")
+        for item in section.items:
+            condition = _applies_text(item.applies_when)
+            out.print(f"  - {item.text}" + (f"  ({condition})" if condition else ""))
+            out.print(f"    {item.id}", style="dim")
+            for source in item.sources:
+                out.print(
+                    f"    source: {titles.get(source.document, source.document)} — {source.heading}",
+                    style="dim",
+                )
+
+
+@app.command("plan")
+def plan_command(
+    ref: Ref,
+    route: Annotated[str | None, typer.Option(help="The route of administration for this run.")] = None,
+    population: Annotated[
+        list[str] | None, typer.Option(help="A special-population module to include; repeatable.")
+    ] = None,
+    checklists: ChecklistFolders = None,
+    json: JsonOutput = False,
+) -> None:
+    """Show the items that apply for a route and populations, in order."""
+    from cdss.plan import declare, plan
+
+    checklist = _catalog(checklists).load(ref)
+    context = declare(checklist, route, population or [])
+    planned = plan(checklist, context)
+    if json:
+        print_json([p.to_json() for p in planned])
+        return
+    out = console()
+    route_text = f"route {context.route}" if context.route else "no route"
+    populations = ", ".join(context.populations) or "none"
+    out.print(f"{checklist.ref}: {len(planned)} items apply ({route_text}; populations: {populations})")
+    current = None
+    for p in planned:
+        if p.section.id != current:
+            current = p.section.id
+            phase = f" [{p.section.phase}]" if p.section.phase else ""
+            out.print(f"\n{p.section.title}{phase}", style="bold cyan")
+        out.print(f"  {p.number:>3}. {p.item.text}")
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Checklist files or folders. Default: every shipped checklist and the lock."),
+    ] = None,
+    documents: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Folder of the source documents: check hashes and cited headings."),
+    ] = None,
+    checklists: ChecklistFolders = None,
+    json: JsonOutput = False,
+) -> None:
+    """Check checklists against the schema, the semantic rules and the release lock.
+
+    Exit 0 when everything is valid, 1 when anything is invalid, 2 for usage errors.
+    """
+    from cdss.catalog import Catalog
+    from cdss.validation import check_catalog, check_paths
+
+    if documents is not None and not documents.is_dir():
+        from cdss.errors import UsageError
+
+        raise UsageError(f"--documents {documents}: not a folder")
+    if paths:
+        count, issues = check_paths(paths, documents=documents)
+    else:
+        count, issues = check_catalog(Catalog.default(checklists or []), documents=documents)
+    if json:
+        print_json({"valid": not issues, "checked": count, "issues": [i.as_dict() for i in issues]})
+    else:
+        for issue in issues:
+            line(str(issue))
+        files = f"{count} checklist file{'s' if count != 1 else ''}"
+        line(f"{files} checked: " + (f"{len(issues)} problem(s)" if issues else "all valid"))
+    if issues:
+        raise typer.Exit(1)
+
+
+@app.command("diff")
+def diff_command(
+    checklist_id: Annotated[str, typer.Argument(metavar="ID")],
+    version_a: Annotated[str, typer.Argument(metavar="VERSION_A")],
+    version_b: Annotated[str, typer.Argument(metavar="VERSION_B")],
+    checklists: ChecklistFolders = None,
+    json: JsonOutput = False,
+) -> None:
+    """Show what changed between two versions: items added, removed, reworded, moved."""
+    from cdss.diff import diff
+
+    catalog = _catalog(checklists)
+    old = catalog.load(f"{checklist_id}@{version_a}")
+    new = catalog.load(f"{checklist_id}@{version_b}")
+    changes = diff(old, new)
+    if json:
+        print_json([c.to_json() for c in changes])
+        return
+    marks = {"added": "+", "removed": "-"}
+    for change in changes:
+        where = f" {change.item}" if change.item else ""
+        line(f"{marks.get(change.kind, '~')} {change.kind}{where}: {change.detail}")
+    line(f"{len(changes)} change(s) from {old.ref} to {new.ref}")
+
+
+@app.command()
+def release(
+    ref: Annotated[str, typer.Argument(metavar="ID@VERSION")], checklists: ChecklistFolders = None
+) -> None:
+    """Release a version: record its content hash in the lock, so it can never silently change."""
+    from cdss.catalog import release as release_entry
+    from cdss.catalog import split_ref
+    from cdss.errors import UsageError
+
+    if split_ref(ref)[1] is None:
+        raise UsageError("release needs an exact version: ID@VERSION")
+    entry = _catalog(checklists).resolve(ref)
+    digest = release_entry(entry)
+    line(f"released {entry.ref} (content hash {digest}) in {entry.folder / 'lock.json'}")
