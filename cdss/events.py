@@ -115,6 +115,14 @@ class _Envelope(_Strict):
     prev: Hash
     hash: Hash
 
+    @field_validator("seq", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        # JSON Schema counts 2.0 as an integer; so must we, to accept what the schema does.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
     def body(self) -> dict[str, Any]:
         """The event as JSON, without its hash: what the hash covers."""
         return self.model_dump(mode="json", exclude={"hash"}, exclude_unset=True)

@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError
 from pydantic import ValidationError as ModelError
 
 from cdss import jsonfile
-from cdss.catalog import Catalog, content_hash, read_lock, scan_folder, schema_path
+from cdss.catalog import LOCK_FILE, Catalog, content_hash, read_lock, scan_folder, schema_path
 from cdss.checklist import IDENTIFIER_PATTERN, SEMVER_PATTERN, Checklist, Condition
 from cdss.errors import InvalidInput, Issue
 
@@ -243,7 +243,7 @@ def _document_issues(checklist: Checklist, folder: Path, issue: Any) -> Iterator
 
 def lock_issues(folder: Path) -> list[Issue]:
     """Released versions must still hash as locked, exist, and every version be released."""
-    source = str(folder / "lock.json")
+    source = str(folder / LOCK_FILE)
     try:
         released = read_lock(folder)
     except InvalidInput as error:
@@ -299,15 +299,15 @@ def check_paths(paths: list[Path], *, documents: Path | None = None) -> tuple[in
     issues: list[Issue] = []
     count = 0
     for path in paths:
-        if path.is_dir() and any(scan_folder(path)):
+        if path.is_dir() and ((path / LOCK_FILE).is_file() or any(scan_folder(path))):
             folder_count, folder_issues = check_catalog(Catalog([path]), documents=documents)
             count += folder_count
             issues.extend(folder_issues)
             continue
-        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        files = sorted(p for p in path.glob("*.json") if p.name != LOCK_FILE) if path.is_dir() else [path]
         for file in files:
             count += 1
             issues.extend(check_file(file, documents=documents)[1])
-            if (file.parent.parent / "lock.json").is_file():
+            if (file.parent.parent / LOCK_FILE).is_file():
                 issues.extend(i for i in lock_issues(file.parent.parent) if i.file == str(file))
     return count, issues
