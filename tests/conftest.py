@@ -1,11 +1,10 @@
-"""Shared fixtures: every test runs with its own home, config, data and store folders,
+"""Shared fixtures: every test runs with its own home, config, data and store,
 so no test can read or change a real user's records."""
 
 from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,19 +34,20 @@ def cdss_command() -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("home")
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name, sub in (
-        ("XDG_DATA_HOME", ".local/share"),
-        ("XDG_CONFIG_HOME", ".config"),
-        ("XDG_STATE_HOME", ".local/state"),
-        ("XDG_CACHE_HOME", ".cache"),
-    ):
-        monkeypatch.setenv(name, str(home / sub))
-    monkeypatch.delenv("CDSS_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("CDSS_STORE", str(tmp_path / "records.sqlite3"))
     monkeypatch.delenv("CDSS_CHECKLISTS", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    yield home
+    return home
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "records.sqlite3"

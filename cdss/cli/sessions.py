@@ -1,0 +1,300 @@
+"""Commands that run checklists and read records: run, resume, sessions, record, amend, abandon.
+
+Exit codes beyond the usual ones: ``run --answers`` exits 4 when the file
+left applicable items unanswered (the session stays open, and the remaining
+items are listed), and an interrupted walk exits 130 after saying how to resume.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cdss.cli.app import ChecklistFolders, JsonOutput, app
+from cdss.cli.render import console, line, print_json
+
+if TYPE_CHECKING:
+    from cdss.catalog import Catalog
+    from cdss.session import Session
+    from cdss.store.sqlite import SqliteStore
+
+UNANSWERED = 4
+INTERRUPTED = 130
+
+StorePath = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        metavar="PATH",
+        help="The records file. Default: CDSS_STORE, else records.sqlite3 in the user's data folder.",
+    ),
+]
+SessionId = Annotated[
+    str, typer.Argument(metavar="SESSION", help="A session id, or its first 6+ characters.")
+]
+Clinician = Annotated[str, typer.Option(metavar="ID", help="Your clinician id, e.g. dr-lee.")]
+
+
+def _catalog(folders: list[Path] | None) -> Catalog:
+    from cdss.catalog import Catalog
+
+    return Catalog.default(folders or [])
+
+
+def _open(store: Path | None) -> SqliteStore:
+    from cdss.store.sqlite import SqliteStore
+
+    return SqliteStore(store)
+
+
+def _load(opened: SqliteStore, session_id: str, folders: list[Path] | None) -> Session:
+    from cdss.session import Session, find_session
+
+    return Session.load(opened, find_session(opened, session_id), catalog=_catalog(folders))
+
+
+def _resume_hint(session: Session, store: Path | None) -> str:
+    where = f" --store {store}" if store else ""
+    return f"Saved. Session {session.id[:12]} is open; continue with: cdss resume {session.id[:12]}{where}"
+
+
+def _interactive(session: Session, store: Path | None) -> None:
+    from cdss.cli.terminal import TerminalKeys, say, walk
+
+    out = console()
+    say(out, f"{session.checklist.title} ({session.checklist.ref}) · subject {session.subject}", "bold")
+    try:
+        outcome = walk(session, TerminalKeys(), out)
+    except (KeyboardInterrupt, EOFError):
+        say(out)
+        say(out, _resume_hint(session, store))
+        raise typer.Exit(INTERRUPTED) from None
+    if outcome == "saved":
+        say(out, _resume_hint(session, store))
+
+
+def _require_terminal(alternative: str) -> None:
+    if not sys.stdin.isatty():
+        from cdss.errors import UsageError
+
+        raise UsageError(f"this asks each item in a terminal, and stdin is not one; {alternative}")
+
+
+@app.command()
+def run(
+    *,
+    ref: Annotated[
+        str, typer.Argument(metavar="ID[@VERSION]", help="The checklist; newest version by default.")
+    ],
+    subject: Annotated[
+        str, typer.Option(metavar="REF", help="An opaque subject reference (never a name or birth date).")
+    ],
+    clinician: Clinician,
+    route: Annotated[str | None, typer.Option(help="The route of administration for this run.")] = None,
+    population: Annotated[
+        list[str] | None, typer.Option(help="A special-population module to include; repeatable.")
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Answer from a JSON file instead of the prompt (item id -> status)."
+        ),
+    ] = None,
+    store: StorePath = None,
+    checklists: ChecklistFolders = None,
+) -> None:
+    """Walk through a checklist one item at a time, recording each answer as it is given.
+
+    With --answers, record a whole file at once: exit 0 when every applicable item
+    is answered (the session completes), 4 when some are left (the session stays open).
+    """
+    from cdss.answers import read_answers
+    from cdss.plan import declare, plan
+    from cdss.session import Session, check_clinician, check_subject
+
+    if answers is None:
+        _require_terminal("give --answers FILE to record from a file")
+    # Everything that can be wrong with the input is checked before the store is opened,
+    # so a mistyped command never creates a store or records a half session.
+    checklist = _catalog(checklists).load(ref)
+    context = declare(checklist, route, population or [])
+    check_subject(subject)
+    check_clinician(clinician)
+    given = read_answers(answers, checklist, plan(checklist, context)) if answers else None
+    with _open(store) as opened:
+        session = Session.start(
+            opened,
+            checklist,
+            subject=subject,
+            clinician=clinician,
+            route=context.route,
+            populations=context.populations,
+        )
+        if given is None:
+            _interactive(session, store)
+            return
+        for answer in given:
+            session.answer(answer.item, answer.status, answer.reason, answer.reason_text)
+        remaining = session.unanswered()
+        if not remaining:
+            session.complete()
+            line(f"session {session.id} completed: {len(given)} item(s) recorded")
+            return
+        line(f"session {session.id} is open: {len(given)} item(s) recorded, {len(remaining)} unanswered:")
+        for planned in remaining:
+            line(f"  {planned.item.id}: {planned.item.text}")
+        line(f"continue with: cdss resume {session.id[:12]}")
+        raise typer.Exit(UNANSWERED)
+
+
+@app.command()
+def resume(session_id: SessionId, store: StorePath = None, checklists: ChecklistFolders = None) -> None:
+    """Continue an open session at its first unanswered item."""
+    from cdss.errors import SessionStateError
+
+    with _open(store) as opened:
+        session = _load(opened, session_id, checklists)
+        if session.status != "open":
+            raise SessionStateError(
+                f"session {session.id[:12]} is {session.status} and cannot be resumed; "
+                "correct an answer with `cdss amend`"
+            )
+        _require_terminal("resume it in a terminal")
+        _interactive(session, store)
+
+
+@app.command()
+def sessions(
+    status: Annotated[
+        str | None, typer.Option(metavar="open|completed|abandoned", help="Only sessions in this state.")
+    ] = None,
+    checklist: Annotated[str | None, typer.Option(metavar="ID", help="Only runs of this checklist.")] = None,
+    clinician: Annotated[str | None, typer.Option(metavar="ID", help="Only sessions started by.")] = None,
+    store: StorePath = None,
+    json: JsonOutput = False,
+) -> None:
+    """List sessions: id, status, checklist, subject reference, clinician, when."""
+    from cdss.errors import UsageError
+
+    if status not in (None, "open", "completed", "abandoned"):
+        raise UsageError(f"--status {status}: expected open, completed or abandoned")
+    with _open(store) as opened:
+        rows = [
+            row
+            for row in opened.sessions()
+            if (status is None or row.status == status)
+            and (checklist is None or row.checklist == checklist)
+            and (clinician is None or row.clinician == clinician)
+        ]
+    if json:
+        print_json([row.to_json() for row in rows])
+        return
+    if not rows:
+        line("No sessions.")
+        return
+    for row in rows:
+        line(
+            f"{row.id[:12]}  {row.status:<9}  {row.checklist}@{row.version}  {row.subject}  "
+            f"{row.clinician}  {row.started_at[:16].replace('T', ' ')}"
+        )
+
+
+@app.command()
+def record(
+    session_id: SessionId,
+    store: StorePath = None,
+    checklists: ChecklistFolders = None,
+    json: JsonOutput = False,
+) -> None:
+    """Show a session's completion record: every applicable item, its status and corrections."""
+    from cdss.cli.terminal import LABELS, say, show_summary
+
+    with _open(store) as opened:
+        built = _load(opened, session_id, checklists).record()
+    if json:
+        print_json(built.to_json())
+        return
+    out = console()
+    context = built.context
+    say(out, f"Session {built.session} — {built.status}", "bold")
+    say(out, f"{built.checklist.ref} (content hash {built.checklist_hash})")
+    say(
+        out,
+        f"subject {built.subject} · clinician {built.clinician} · route {context.route or '-'} · "
+        f"populations {', '.join(context.populations) or '-'}",
+    )
+    say(out, f"started {built.started_at}" + (f" · ended {built.ended_at}" if built.ended_at else ""))
+    if built.abandon_reason:
+        say(out, f"abandoned: {built.abandon_reason}")
+    for item in built.items:
+        current = item.current
+        status = LABELS[current.status] if current else "unanswered"
+        reason = (
+            f" ({current.reason}{': ' + current.reason_text if current.reason_text else ''})"
+            if current and current.reason
+            else ""
+        )
+        say(out, f"{item.planned.number:>3}. [{status}{reason}] {item.planned.item.text}")
+        for earlier, later in zip(item.history, item.history[1:], strict=False):
+            say(
+                out,
+                f"     corrected from {LABELS[earlier.status]} ({earlier.at} by {earlier.actor}) "
+                f"at {later.at} by {later.actor}: {later.explanation}",
+                "dim",
+            )
+    for signature in built.signatures:
+        say(out, f"signed by {signature.name} at {signature.at}: {signature.meaning}")
+    show_summary(out, built)
+
+
+@app.command()
+def amend(
+    *,
+    session_id: SessionId,
+    item: Annotated[str, typer.Argument(metavar="ITEM", help="The item id.")],
+    status: Annotated[str, typer.Argument(metavar="STATUS", help="done, not-applicable or not-done.")],
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why the answer is corrected (recorded).")],
+    not_done_reason: Annotated[
+        str | None, typer.Option(metavar="CODE", help="For not-done: a reason code of the checklist.")
+    ] = None,
+    not_done_text: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="For the reason code 'other': a short reason.")
+    ] = None,
+    clinician: Annotated[
+        str | None, typer.Option(metavar="ID", help="Who corrects it; default: the session's clinician.")
+    ] = None,
+    store: StorePath = None,
+    checklists: ChecklistFolders = None,
+) -> None:
+    """Correct an answer, also after completion; the record keeps the original and the correction."""
+    with _open(store) as opened:
+        session = _load(opened, session_id, checklists)
+        session.amend(
+            item,
+            status,  # type: ignore[arg-type]  # checked by the session
+            explanation=reason,
+            reason=not_done_reason,
+            reason_text=not_done_text,
+            actor=clinician,
+        )
+    line(f"amended {item} in session {session.id[:12]}: now {status}")
+
+
+@app.command()
+def abandon(
+    session_id: SessionId,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why the session ends without completion.")],
+    clinician: Annotated[
+        str | None, typer.Option(metavar="ID", help="Who abandons it; default: the session's clinician.")
+    ] = None,
+    store: StorePath = None,
+    checklists: ChecklistFolders = None,
+) -> None:
+    """Close an open session without completing it; its answers stay recorded."""
+    with _open(store) as opened:
+        session = _load(opened, session_id, checklists)
+        session.abandon(reason, actor=clinician)
+    line(f"session {session.id[:12]} abandoned")
