@@ -108,7 +108,7 @@ DATA_TYPES: dict[str, type[_Strict]] = {
 
 
 class _Envelope(_Strict):
-    seq: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Field(ge=1, le=2**53 - 1)]
     session: Annotated[str, Field(pattern="^[0-9a-f]{32}$")]
     at: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")]
     actor: Identifier
