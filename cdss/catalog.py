@@ -175,11 +175,12 @@ def load_file(path: Path, *, documents: Path | None = None) -> Checklist:
 
     checklist, issues = check_file(path, documents=documents)
     if issues or checklist is None:
-        first = issues[0] if issues else None
         count = len(issues)
-        summary = f"{first.pointer or '/'}: {first.message}" if first else "invalid checklist"
-        more = f" (and {count - 1} more; run `cdss validate {path}`)" if count > 1 else ""
-        raise InvalidInput(summary + more, issues=issues, file=str(path))
+        raise InvalidInput(
+            f"is not a valid checklist ({count} problem{'s' if count != 1 else ''})",
+            issues=issues,
+            file=str(path),
+        )
     return checklist
 
 

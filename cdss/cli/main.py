@@ -49,7 +49,7 @@ def run(argv: list[str] | None = None) -> None:
     except InvalidInput as exc:
         for issue in exc.issues:
             sys.stderr.write(f"{issue}\n")
-        error(str(exc) if not exc.issues else f"{len(exc.issues)} problem(s) in {exc.file}")
+        error(str(exc))
         sys.exit(exc.exit_code)
     except CdssError as exc:
         error(str(exc))

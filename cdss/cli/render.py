@@ -20,7 +20,8 @@ def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
     if plain():
-        return Console(stderr=stderr, no_color=True, highlight=False, emoji=False, markup=False)
+        # color_system=None writes no escape codes at all, not even bold.
+        return Console(stderr=stderr, color_system=None, highlight=False, emoji=False, markup=False)
     return Console(stderr=stderr, highlight=False, emoji=False)
 
 
