@@ -9,6 +9,7 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,8 +45,13 @@ def _log_unexpected(exc: BaseException) -> Path | None:
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point; never lets a traceback reach the screen."""
+    guarded(lambda: app(args=argv, prog_name="cdss"))
+
+
+def guarded(command: Callable[[], object]) -> None:
+    """Run a command, turning every exception into one line and an exit code."""
     try:
-        app(args=argv, prog_name="cdss")
+        command()
     except InvalidInput as exc:
         for issue in exc.issues:
             sys.stderr.write(f"{issue}\n")
