@@ -9,8 +9,8 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
