@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from cdss.catalog import Catalog
 
 app = typer.Typer(
     name="cdss",
@@ -32,11 +35,21 @@ ChecklistFolders = Annotated[
     ),
 ]
 
+Route = Annotated[
+    str | None,
+    typer.Option(metavar="ROUTE", help="The route of administration for this run; `cdss show` lists them."),
+]
+
+Populations = Annotated[
+    list[str] | None,
+    typer.Option("--population", metavar="NAME", help="A special-population module to include; repeatable."),
+]
+
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def catalog(folders: list[Path] | None) -> object:
-    """The catalog for these options (typed loosely so importing it stays cheap)."""
+def open_catalog(folders: list[Path] | None) -> Catalog:
+    """The shipped checklists, CDSS_CHECKLISTS and the --checklists folders."""
     from cdss.catalog import Catalog
 
     return Catalog.default(folders or [])

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdss.cli.app import ChecklistFolders, JsonOutput, app
+from cdss.cli.app import ChecklistFolders, JsonOutput, Populations, Route, app, open_catalog
 from cdss.cli.render import console, line, print_json
 
 if TYPE_CHECKING:
-    from cdss.catalog import Catalog
     from cdss.checklist import Checklist
 
 Ref = Annotated[
@@ -19,16 +18,10 @@ Ref = Annotated[
 ]
 
 
-def _catalog(folders: list[Path] | None) -> Catalog:
-    from cdss.catalog import Catalog
-
-    return Catalog.default(folders or [])
-
-
 @app.command("list")
 def list_checklists(checklists: ChecklistFolders = None, json: JsonOutput = False) -> None:
     """List checklists: id, newest version, title and number of items."""
-    catalog = _catalog(checklists)
+    catalog = open_catalog(checklists)
     rows = []
     for checklist_id in catalog.ids():
         entry, raw = catalog.read(checklist_id)
@@ -48,7 +41,7 @@ def list_checklists(checklists: ChecklistFolders = None, json: JsonOutput = Fals
 @app.command()
 def show(ref: Ref, checklists: ChecklistFolders = None, json: JsonOutput = False) -> None:
     """Show a checklist's sections and items with their sources."""
-    checklist = _catalog(checklists).load(ref)
+    checklist = open_catalog(checklists).load(ref)
     if json:
         print_json(checklist.to_json())
         return
@@ -97,17 +90,15 @@ def _render_checklist(checklist: Checklist) -> None:
 @app.command("plan")
 def plan_command(
     ref: Ref,
-    route: Annotated[str | None, typer.Option(help="The route of administration for this run.")] = None,
-    population: Annotated[
-        list[str] | None, typer.Option(help="A special-population module to include; repeatable.")
-    ] = None,
+    route: Route = None,
+    population: Populations = None,
     checklists: ChecklistFolders = None,
     json: JsonOutput = False,
 ) -> None:
     """Show the items that apply for a route and populations, in order."""
     from cdss.plan import declare, plan
 
-    checklist = _catalog(checklists).load(ref)
+    checklist = open_catalog(checklists).load(ref)
     context = declare(checklist, route, population or [])
     planned = plan(checklist, context)
     if json:
@@ -143,7 +134,6 @@ def validate(
 
     Exit 0 when everything is valid, 1 when anything is invalid, 2 for usage errors.
     """
-    from cdss.catalog import Catalog
     from cdss.validation import check_catalog, check_paths
 
     if documents is not None and not documents.is_dir():
@@ -153,7 +143,7 @@ def validate(
     if paths:
         count, issues = check_paths(paths, documents=documents)
     else:
-        count, issues = check_catalog(Catalog.default(checklists or []), documents=documents)
+        count, issues = check_catalog(open_catalog(checklists), documents=documents)
     if json:
         print_json({"valid": not issues, "checked": count, "issues": [i.as_dict() for i in issues]})
     else:
@@ -176,7 +166,7 @@ def diff_command(
     """Show what changed between two versions: items added, removed, reworded, moved."""
     from cdss.diff import diff
 
-    catalog = _catalog(checklists)
+    catalog = open_catalog(checklists)
     old = catalog.load(f"{checklist_id}@{version_a}")
     new = catalog.load(f"{checklist_id}@{version_b}")
     changes = diff(old, new)
@@ -201,6 +191,6 @@ def release(
 
     if split_ref(ref)[1] is None:
         raise UsageError("release needs an exact version: ID@VERSION")
-    entry = _catalog(checklists).resolve(ref)
+    entry = open_catalog(checklists).resolve(ref)
     digest = release_entry(entry)
     line(f"released {entry.ref} (content hash {digest}) in {entry.folder / 'lock.json'}")

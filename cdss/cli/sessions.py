@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cdss.cli.app import ChecklistFolders, JsonOutput, app
+from cdss.cli.app import ChecklistFolders, JsonOutput, Populations, Route, app, open_catalog
 from cdss.cli.render import console, line, print_json
 
 if TYPE_CHECKING:
-    from cdss.catalog import Catalog
     from cdss.session import Session
     from cdss.store.sqlite import SqliteStore
 
@@ -38,12 +37,6 @@ SessionId = Annotated[
 Clinician = Annotated[str, typer.Option(metavar="ID", help="Your clinician id, e.g. dr-lee.")]
 
 
-def _catalog(folders: list[Path] | None) -> Catalog:
-    from cdss.catalog import Catalog
-
-    return Catalog.default(folders or [])
-
-
 def _open(store: Path | None) -> SqliteStore:
     from cdss.store.sqlite import SqliteStore
 
@@ -53,7 +46,7 @@ def _open(store: Path | None) -> SqliteStore:
 def _load(opened: SqliteStore, session_id: str, folders: list[Path] | None) -> Session:
     from cdss.session import Session, find_session
 
-    return Session.load(opened, find_session(opened, session_id), catalog=_catalog(folders))
+    return Session.load(opened, find_session(opened, session_id), catalog=open_catalog(folders))
 
 
 def _resume_hint(session: Session, store: Path | None) -> str:
@@ -93,10 +86,8 @@ def run(
         str, typer.Option(metavar="REF", help="An opaque subject reference (never a name or birth date).")
     ],
     clinician: Clinician,
-    route: Annotated[str | None, typer.Option(help="The route of administration for this run.")] = None,
-    population: Annotated[
-        list[str] | None, typer.Option(help="A special-population module to include; repeatable.")
-    ] = None,
+    route: Route = None,
+    population: Populations = None,
     answers: Annotated[
         Path | None,
         typer.Option(
@@ -119,7 +110,7 @@ def run(
         _require_terminal("give --answers FILE to record from a file")
     # Everything that can be wrong with the input is checked before the store is opened,
     # so a mistyped command never creates a store or records a half session.
-    checklist = _catalog(checklists).load(ref)
+    checklist = open_catalog(checklists).load(ref)
     context = declare(checklist, route, population or [])
     check_subject(subject)
     check_clinician(clinician)
@@ -172,7 +163,9 @@ def sessions(
         str | None, typer.Option(metavar="open|completed|abandoned", help="Only sessions in this state.")
     ] = None,
     checklist: Annotated[str | None, typer.Option(metavar="ID", help="Only runs of this checklist.")] = None,
-    clinician: Annotated[str | None, typer.Option(metavar="ID", help="Only sessions started by.")] = None,
+    clinician: Annotated[
+        str | None, typer.Option(metavar="ID", help="Only sessions run by this clinician.")
+    ] = None,
     store: StorePath = None,
     json: JsonOutput = False,
 ) -> None:
