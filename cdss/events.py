@@ -217,10 +217,9 @@ def seal(draft: Draft, seq: int, prev: str) -> Event:
         "at": draft.at or now(),
         "actor": draft.actor,
         "prev": prev,
-        "data": draft.data,
     }
-    unsealed = EVENT_MODELS[draft.type](**fields, hash=GENESIS)
-    return EVENT_MODELS[draft.type](**fields, hash=hash_body(unsealed.body()))
+    body = {**fields, "data": draft.data.model_dump(mode="json", exclude_unset=True)}
+    return EVENT_MODELS[draft.type](**fields, data=draft.data, hash=hash_body(body))
 
 
 @dataclass(frozen=True)
