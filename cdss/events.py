@@ -218,8 +218,10 @@ def seal(draft: Draft, seq: int, prev: str) -> Event:
         "actor": draft.actor,
         "prev": prev,
     }
-    body = {**fields, "data": draft.data.model_dump(mode="json", exclude_unset=True)}
-    return EVENT_MODELS[draft.type](**fields, data=draft.data, hash=hash_body(body))
+    fields["data"] = draft.data.model_dump(mode="json", exclude_unset=True)
+    fields["hash"] = hash_body(fields)
+    fields["data"] = draft.data
+    return EVENT_MODELS[draft.type](**fields)
 
 
 @dataclass(frozen=True)
