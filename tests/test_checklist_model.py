@@ -112,7 +112,7 @@ def _at(document: Any, path: list[str | int]) -> Any:
     return document
 
 
-WRONG_VALUES = [None, 1, 1.5, True, [], {}, "", "Not An Id", {"unexpected": 1}]
+WRONG_VALUES: list[Any] = [None, 1, 1.5, True, [], {}, "", "Not An Id", {"unexpected": 1}]
 
 
 @FAST

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cdss.catalog import Catalog, content_hash
-from cdss.cli.main import app, guarded, log_path
+from cdss.cli.app import app
+from cdss.cli.main import guarded, log_path
 from cdss.diff import diff
 from tests.conftest import EXAMPLES, REPO, cdss_command
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ class Result:
 
 
 @pytest.fixture
-def cdss(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def cdss(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     def invoke(*args: str) -> Result:
         monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal
         try:
@@ -98,8 +99,8 @@ def test_a_partial_answers_file_exits_4_and_lists_what_is_left(cdss, tmp_path: P
     ],
 )
 def test_a_bad_answers_file_records_nothing(
-    cdss, tmp_path: Path, store_path: Path, value: object, message: str
-) -> None:  # type: ignore[no-untyped-def]
+    cdss: Callable[..., Result], tmp_path: Path, store_path: Path, value: object, message: str
+) -> None:
     path = answers(tmp_path, value)
     result = cdss(*WALK, *WHO, "--answers", path)
     assert result.code == 1
@@ -138,8 +139,8 @@ def test_a_missing_answers_file(cdss, tmp_path: Path) -> None:  # type: ignore[n
     ],
 )
 def test_bad_run_input_is_one_line_and_writes_nothing(
-    cdss, store_path: Path, args: list[str], code: int, message: str
-) -> None:  # type: ignore[no-untyped-def]
+    cdss: Callable[..., Result], store_path: Path, args: list[str], code: int, message: str
+) -> None:
     result = cdss(*args)
     assert result.code == code, result.err
     assert message in result.err

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import typer.main
 
-from cdss.cli.main import app
+from cdss.cli.app import app
+from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -55,7 +55,7 @@ def test_schema_valid_events_parse_and_dump_back_equal(value: dict[str, Any]) ->
     assert json.loads(event.canonical()) == value
 
 
-WRONG_VALUES = [None, 0, 2.0, 1.5, True, "", [], {}, "X" * 65, "2026-01-01", {"unexpected": 1}]
+WRONG_VALUES: list[Any] = [None, 0, 2.0, 1.5, True, "", [], {}, "X" * 65, "2026-01-01", {"unexpected": 1}]
 
 
 @FAST

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -149,11 +149,12 @@ def test_illegal_transitions(store: SqliteStore) -> None:
     with pytest.raises(InvalidInput, match="explanation is required"):
         session.amend(ITEMS[0], "done", explanation=" ")
     session.abandon("patient left")
-    for attempt in (
+    attempts: list[Callable[[], object]] = [
         lambda: session.answer(ITEMS[1], "done"),
         session.complete,
         lambda: session.abandon("again"),
-    ):
+    ]
+    for attempt in attempts:
         with pytest.raises(SessionStateError, match="is abandoned"):
             attempt()
     record = session.record()

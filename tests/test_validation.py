@@ -19,7 +19,8 @@ VALID = EXAMPLES / "valid" / "example-walk" / "1.0.0.json"
 
 
 def valid_document() -> dict[str, Any]:
-    return json.loads(VALID.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(VALID.read_text(encoding="utf-8"))
+    return document
 
 
 def write_checklist(
