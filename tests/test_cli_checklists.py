@@ -99,7 +99,7 @@ def test_show_plain_text_names_items_and_sources() -> None:
     assert result.returncode == 0
     assert "\x1b[" not in result.stdout
     assert "Confirmed that the session takes place in a controlled medical setting." in result.stdout
-    assert "source: Ketamine Therapy — Administration" in result.stdout
+    assert "source: Ketamine Therapy [ketamine-therapy] — Administration" in result.stdout
     assert content_hash(json.loads((VALID / "example-walk" / "1.0.0.json").read_text())) in result.stdout
 
 

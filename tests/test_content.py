@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from cdss.catalog import Catalog, content_hash, read_lock, shipped_folder
 from cdss.checklist import Checklist, Item, Section
-from cdss.cli.main import app
+from cdss.cli.app import app
+from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
 from cdss.errors import ContextError
 from cdss.plan import declare, plan
 from cdss.validation import check_catalog

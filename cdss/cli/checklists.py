@@ -82,7 +82,7 @@ def _render_checklist(checklist: Checklist) -> None:
             out.print(f"    {item.id}", style="dim")
             for source in item.sources:
                 out.print(
-                    f"    source: {titles.get(source.document, source.document)} — {source.heading}",
+                    f"    source: {titles.get(source.document, source.document)} [{source.document}] — {source.heading}",
                     style="dim",
                 )
 

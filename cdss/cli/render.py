@@ -20,9 +20,12 @@ def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
     if plain():
-        # color_system=None writes no escape codes at all, not even bold.
-        return Console(stderr=stderr, color_system=None, highlight=False, emoji=False, markup=False)
-    return Console(stderr=stderr, highlight=False, emoji=False)
+        # No escape codes at all (not even bold), and no hard line breaks: one line per item.
+        return Console(
+            stderr=stderr, color_system=None, highlight=False, emoji=False, markup=False, soft_wrap=True
+        )
+    # markup=False: checklist text is data; "[before]" must print, not become a style.
+    return Console(stderr=stderr, highlight=False, emoji=False, markup=False)
 
 
 def print_json(value: Any) -> None:
