@@ -81,10 +81,8 @@ def _render_checklist(checklist: Checklist) -> None:
             out.print(f"  - {item.text}" + (f"  ({condition})" if condition else ""))
             out.print(f"    {item.id}", style="dim")
             for source in item.sources:
-                out.print(
-                    f"    source: {titles.get(source.document, source.document)} [{source.document}] — {source.heading}",
-                    style="dim",
-                )
+                document = f"{titles.get(source.document, source.document)} [{source.document}]"
+                out.print(f"    source: {document} — {source.heading}", style="dim")
 
 
 @app.command("plan")
