@@ -28,17 +28,18 @@ Title = Annotated[str, Field(min_length=1, max_length=120, pattern=r"\S")]
 Phase = Literal["before", "during", "after"]
 
 
+def refuse_null(value: Any) -> Any:
+    """Optional keys are left out, never null: the published schemas allow no null there."""
+    if value is None:
+        raise ValueError("null is not allowed here; leave the key out instead")
+    return value
+
+
 class _Strict(BaseModel):
     # python-re gives the schema's regex semantics (jsonschema uses Python's re too).
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="python-re")
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any) -> Any:
-        # Optional keys are left out, never null: the schema allows no null anywhere.
-        if value is None:
-            raise ValueError("null is not allowed here; leave the key out instead")
-        return value
+    _no_null = field_validator("*", mode="before")(refuse_null)
 
 
 class Document(_Strict):

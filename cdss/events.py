@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from cdss.checklist import refuse_null
+
 SCHEMA_ID = "urn:cdss:schema:event:1"
 GENESIS = "0" * 64
 """The ``prev`` of the first event in a store."""
@@ -58,13 +60,7 @@ class Answered(_Strict):
     reason: Identifier | None = None
     reason_text: ShortText | None = None
 
-    @field_validator("reason", "reason_text", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any) -> Any:
-        # Optional keys are left out, never null: the schema allows no null there.
-        if value is None:
-            raise ValueError("null is not allowed here; leave the key out instead")
-        return value
+    _no_null = field_validator("reason", "reason_text", mode="before")(refuse_null)
 
 
 class Amended(Answered):
