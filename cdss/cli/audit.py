@@ -143,3 +143,60 @@ def require_signatures(
     with SqliteStore(store) as opened:
         opened.set_setting(REQUIRE_SIGNATURES, state)
     line(f"signatures {'required' if state == 'on' else 'not required'} to complete a session")
+
+
+keys_app = typer.Typer(name="keys", help="Clinicians' signing keys.", no_args_is_help=True)
+app.add_typer(keys_app)
+
+KeyClinician = Annotated[str, typer.Option("--clinician", metavar="ID", help="Whose key, e.g. dr-lee.")]
+
+
+def _new_passphrase(clinician: str) -> str:
+    import sys
+
+    from cdss.keys import passphrase_from_env
+
+    secret = passphrase_from_env()
+    if secret is not None:
+        return secret
+    if not sys.stdin.isatty():
+        from cdss.errors import UsageError
+
+        raise UsageError("no terminal to ask for a passphrase; set CDSS_PASSPHRASE")
+    return str(
+        typer.prompt(f"New passphrase for {clinician}'s key", hide_input=True, confirmation_prompt=True)
+    )
+
+
+@keys_app.command("init")
+def keys_init(
+    clinician: KeyClinician,
+    name: Annotated[
+        str, typer.Option("--name", metavar="TEXT", help="Your printed name, as signatures show it.")
+    ],
+    store: StorePath = None,
+) -> None:
+    """Create your Ed25519 signing key (passphrase-protected) and register it in the store."""
+    from cdss import keys
+    from cdss.session import check_clinician
+    from cdss.store.sqlite import SqliteStore
+
+    check_clinician(clinician)
+    secret = _new_passphrase(clinician)
+    with SqliteStore(store) as opened:  # a store cdss cannot use is refused before a key is made
+        made = keys.create(clinician, name, secret)
+        keys.register(opened, made)
+    line(f"key {made.key_id} for {made.name} ({clinician}) created in {keys.key_folder()}")
+    line(f"registered in {opened.path}")
+
+
+@keys_app.command("register")
+def keys_register(clinician: KeyClinician, store: StorePath = None) -> None:
+    """Register your existing public key in another store (no passphrase needed)."""
+    from cdss import keys
+    from cdss.store.sqlite import SqliteStore
+
+    found = keys.info(clinician)
+    with SqliteStore(store) as opened:
+        keys.register(opened, found)
+    line(f"key {found.key_id} for {found.name} ({clinician}) registered in {opened.path}")
