@@ -17,6 +17,9 @@ from cdss.cli.render import line, print_json
 from cdss.cli.sessions import StorePath
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cdss.audit.report import Figures
     from cdss.audit.verify import Anchor, Source, Verification
 
 FAILED = 1
@@ -143,6 +146,114 @@ def require_signatures(
     with SqliteStore(store) as opened:
         opened.set_setting(REQUIRE_SIGNATURES, state)
     line(f"signatures {'required' if state == 'on' else 'not required'} to complete a session")
+
+
+@audit.command("export")
+def export_command(
+    *,
+    out: Annotated[Path, typer.Option(metavar="PATH", help="A new folder, or a file ending in .zip.")],
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only sessions started on or after this UTC date.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only sessions started on or before this UTC date.")
+    ] = None,
+    checklist: Annotated[str | None, typer.Option(metavar="ID", help="Only runs of this checklist.")] = None,
+    store: StorePath = None,
+    checklists: ChecklistFolders = None,
+) -> None:
+    """Write a self-contained bundle that verifies offline (docs/bundle-format.md)."""
+    from cdss.audit.bundle import Selection, export
+
+    selection = Selection(since, until, checklist)
+    manifest = export(store_path(store), out, selection, open_catalog(checklists))
+    events = manifest["events"]
+    line(
+        f"bundle {out}: {len(manifest['sessions'])} session(s), {events['count']} event(s) "
+        f"(seq {events['first_seq']}..{events['last_seq']}), {len(manifest['files'])} file(s)"
+    )
+    line(f"check it anywhere with: cdss audit verify {out}")
+
+
+@audit.command("report")
+def report_command(
+    bundle: BundleArgument = None,
+    store: StorePath = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Also write one self-contained HTML page.")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", metavar="DIR", help="Also write each table as a CSV file.")
+    ] = None,
+) -> None:
+    """Sessions by status, completion per checklist and item, not-done reasons, open sessions,
+    clinicians, amendments and signatures."""
+    from cdss.audit import html as rendering
+    from cdss.audit.report import report
+    from cdss.cli.render import console, plain
+    from cdss.errors import UsageError
+
+    if bundle is not None and store is not None:
+        raise UsageError("give either a BUNDLE or --store, not both")
+    for target in (html, csv):
+        if target is not None and not target.parent.is_dir():
+            raise UsageError(f"folder {target.parent} does not exist")
+    figures = report(store=None if bundle else store_path(store), bundle=bundle)
+    if plain():
+        _plain_report(figures)
+    else:
+        _rich_report(figures, console())
+    if html is not None:
+        rendering.write_html(figures, html)
+        line(f"HTML report: {html}")
+    if csv is not None:
+        written = rendering.write_csv(figures, csv)
+        line(f"CSV: {len(written)} file(s) in {csv}")
+
+
+TERMINAL_ROWS = 20
+
+
+def _plain_report(figures: Figures) -> None:
+    line(f"cdss audit report · {figures.source} · {figures.generated_at}")
+    for table in figures.tables.values():
+        line()
+        line(f"{table.title}:")
+        if not table.rows:
+            line("  none")
+            continue
+        cells = [[_text(v) for v in row] for row in table.rows[:TERMINAL_ROWS]]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(table.columns)]
+        line("  " + "  ".join(c.ljust(w) for c, w in zip(table.columns, widths, strict=True)).rstrip())
+        for row in cells:
+            line("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if len(table.rows) > TERMINAL_ROWS:
+            line(f"  ... {len(table.rows) - TERMINAL_ROWS} more (--csv or --html for all)")
+
+
+def _rich_report(figures: Figures, out: Console) -> None:
+    from rich.table import Table as RichTable
+
+    out.print(f"[bold]cdss audit report[/bold] · {figures.source} · {figures.generated_at}")
+    for table in figures.tables.values():
+        shown = RichTable(title=table.title, title_justify="left", title_style="bold")
+        for column in table.columns:
+            shown.add_column(column)
+        for row in table.rows[:TERMINAL_ROWS]:
+            shown.add_row(*(_text(v) for v in row))
+        if not table.rows:
+            shown.add_row(*(["none"] + [""] * (len(table.columns) - 1)))
+        out.print(shown)
+        if len(table.rows) > TERMINAL_ROWS:
+            out.print(f"  ... {len(table.rows) - TERMINAL_ROWS} more (--csv or --html for all)")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%}"
+    return str(value)
 
 
 keys_app = typer.Typer(name="keys", help="Clinicians' signing keys.", no_args_is_help=True)
