@@ -41,8 +41,10 @@ svg { display: block; margin: .5rem 0; }
 def _cell(value: Any) -> str:
     if value is None:
         return "<td>-</td>"
-    if isinstance(value, int | float):
-        return f'<td class="n">{html.escape(str(value))}</td>'
+    if isinstance(value, float):
+        return f'<td class="n">{value:.1%}</td>'
+    if isinstance(value, int):
+        return f'<td class="n">{value}</td>'
     return f"<td>{html.escape(str(value))}</td>"
 
 
