@@ -19,26 +19,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Check = Callable[[Any, str], str | None]
-"""Takes a value and its JSON pointer; returns ``"POINTER: problem"`` or None."""
+Check = Callable[[Any], str | None]
+"""Takes a value; returns None, or the problem as ``"/POINTER/BELOW: message"`` relative to the value
+(``": message"`` when the value itself is wrong). Parents prepend their key only on failure, so
+a valid event never builds a pointer string."""
+
+MEMO_LIMIT = 4096
+"""Strings already found valid are remembered (ids and actors repeat on every event), up to this many
+per check; the memo is emptied when full, so memory stays flat."""
 
 _ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment"})
 _KNOWN = frozenset(
-    {
-        "type",
-        "const",
-        "enum",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minimum",
-        "maximum",
-        "oneOf",
-    }
+    {"type", "const", "enum", "properties", "required", "additionalProperties", "items"}
+    | {"minLength", "maxLength", "pattern", "minimum", "maximum", "oneOf"}
 )
 
 
@@ -46,121 +39,73 @@ class UnsupportedSchema(Exception):
     """The schema uses a keyword this compiler does not implement."""
 
 
-def _is_type(value: Any, name: str) -> bool:
-    if name == "string":
-        return isinstance(value, str)
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "null":
-        return value is None
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "integer":
-        # JSON Schema counts 2.0 as an integer, and never true/false.
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    if name == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    raise UnsupportedSchema(f"type {name!r}")
-
-
 def compile_schema(schema: dict[str, Any]) -> Check:
-    """One closure for a (sub)schema; the checks run in the order cheapest first."""
+    """One closure for a (sub)schema: a specialised one for each type the event schema uses."""
     unknown = set(schema) - _KNOWN - _ANNOTATIONS
     if unknown:
         raise UnsupportedSchema(", ".join(sorted(unknown)))
-    if schema.get("additionalProperties", False) is not False and "properties" in schema:
-        raise UnsupportedSchema("additionalProperties other than false")
-    checks: list[Check] = []
+    keys = set(schema) - _ANNOTATIONS
+    kind = schema.get("type")
     if "oneOf" in schema:
-        checks.append(_one_of(schema["oneOf"]))
-    if "type" in schema:
-        checks.append(_type(schema["type"]))
-    if "const" in schema:
-        checks.append(_const(schema["const"]))
-    if "enum" in schema:
-        checks.append(_enum(schema["enum"]))
-    if {"minLength", "maxLength", "pattern"} & set(schema):
-        checks.append(_string(schema))
-    if {"minimum", "maximum"} & set(schema):
-        checks.append(_bounds(schema.get("minimum"), schema.get("maximum")))
-    if "properties" in schema or "required" in schema:
-        checks.append(_object(schema.get("properties", {}), schema.get("required", [])))
-    if "items" in schema:
-        checks.append(_items(compile_schema(schema["items"])))
-    if len(checks) == 1:
-        return checks[0]
-
-    def all_of(value: Any, pointer: str) -> str | None:
-        for check in checks:
-            problem = check(value, pointer)
-            if problem:
-                return problem
-        return None
-
-    return all_of
-
-
-def _type(name: str) -> Check:
-    _is_type(None, name)  # refuse an unknown type name at compile time
-
-    def check(value: Any, pointer: str) -> str | None:
-        return None if _is_type(value, name) else f"{pointer or '/'}: expected {name}"
-
-    return check
-
-
-def _const(expected: Any) -> Check:
-    if not isinstance(expected, str):
-        raise UnsupportedSchema("const other than a string")
-
-    def check(value: Any, pointer: str) -> str | None:
-        return (
-            None
-            if isinstance(value, str) and value == expected
-            else f"{pointer or '/'}: expected {json.dumps(expected)}"
-        )
-
-    return check
+        if keys != {"oneOf"}:
+            raise UnsupportedSchema("oneOf beside other keywords")
+        return _one_of(schema["oneOf"])
+    if kind == "string" and keys <= {"type", "minLength", "maxLength", "pattern"}:
+        return _string(schema)
+    if kind == "object" and keys <= {"type", "properties", "required", "additionalProperties"}:
+        if schema.get("additionalProperties", True) is not False:
+            raise UnsupportedSchema("additionalProperties other than false")
+        return _object(schema.get("properties", {}), schema.get("required", []))
+    if kind == "integer" and keys <= {"type", "minimum", "maximum"}:
+        return _integer(schema.get("minimum"), schema.get("maximum"))
+    if kind == "array" and keys <= {"type", "items"}:
+        return _array(compile_schema(schema["items"]) if "items" in schema else None)
+    if kind == "null" and keys == {"type"}:
+        return lambda value: None if value is None else ": expected null"
+    if keys == {"const"}:
+        return _enum([schema["const"]])
+    if keys == {"enum"}:
+        return _enum(schema["enum"])
+    raise UnsupportedSchema(f"the combination {sorted(keys)}")
 
 
 def _enum(options: list[Any]) -> Check:
     if not all(isinstance(option, str) for option in options):
-        raise UnsupportedSchema("enum of values other than strings")
-
-    def check(value: Any, pointer: str) -> str | None:
-        if isinstance(value, str) and value in options:
-            return None
-        return f"{pointer or '/'}: expected one of {', '.join(map(json.dumps, options))}"
-
-    return check
+        raise UnsupportedSchema("const or enum of values other than strings")
+    allowed = frozenset(options)
+    message = f": expected {' or '.join(map(json.dumps, options))}"
+    return lambda value: None if type(value) is str and value in allowed else message
 
 
 def _string(schema: dict[str, Any]) -> Check:
     low, high = schema.get("minLength", 0), schema.get("maxLength")
     pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    valid: set[str] = set()
 
-    def check(value: Any, pointer: str) -> str | None:
-        if not isinstance(value, str):
-            return None  # length and pattern constrain strings only
+    def check(value: Any) -> str | None:
+        if type(value) is not str:
+            return ": expected string"
+        if value in valid:
+            return None
         if len(value) < low or (high is not None and len(value) > high):
-            return f"{pointer or '/'}: length {len(value)} outside {low}..{high}"
+            return f": length {len(value)} outside {low}..{high}"
         if pattern is not None and pattern.search(value) is None:
-            return f"{pointer or '/'}: does not match {pattern.pattern}"
+            return f": does not match {pattern.pattern}"
+        if len(valid) >= MEMO_LIMIT:
+            valid.clear()
+        valid.add(value)
         return None
 
     return check
 
 
-def _bounds(low: float | None, high: float | None) -> Check:
-    def check(value: Any, pointer: str) -> str | None:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return None
+def _integer(low: float | None, high: float | None) -> Check:
+    def check(value: Any) -> str | None:
+        # JSON Schema counts 2.0 as an integer, and never true/false.
+        if type(value) is not int and not (type(value) is float and value.is_integer()):
+            return ": expected integer"
         if (low is not None and value < low) or (high is not None and value > high):
-            return f"{pointer or '/'}: {value} outside {low}..{high}"
+            return f": {value} outside {low}..{high}"
         return None
 
     return check
@@ -168,34 +113,34 @@ def _bounds(low: float | None, high: float | None) -> Check:
 
 def _object(properties: dict[str, dict[str, Any]], required: list[str]) -> Check:
     compiled = {name: compile_schema(sub) for name, sub in properties.items()}
-    allowed = frozenset(compiled)
+    allowed, needed = frozenset(compiled), frozenset(required)
 
-    def check(value: Any, pointer: str) -> str | None:
-        if not isinstance(value, dict):
-            return None
-        for name in required:
-            if name not in value:
-                return f"{pointer or '/'}: missing {name!r}"
-        if not allowed.issuperset(value):
-            extra = sorted(set(value) - allowed)
-            return f"{pointer or '/'}: unexpected {', '.join(map(repr, extra))}"
+    def check(value: Any) -> str | None:
+        if type(value) is not dict:
+            return ": expected object"
+        present = value.keys()
+        if not needed <= present:
+            return f": missing {', '.join(map(repr, sorted(needed - present)))}"
+        if not present <= allowed:
+            return f": unexpected {', '.join(map(repr, sorted(present - allowed)))}"
         for name, item in value.items():
-            problem = compiled[name](item, f"{pointer}/{name}")
-            if problem:
-                return problem
+            problem = compiled[name](item)
+            if problem is not None:
+                return f"/{name}{problem}"
         return None
 
     return check
 
 
-def _items(each: Check) -> Check:
-    def check(value: Any, pointer: str) -> str | None:
-        if not isinstance(value, list):
-            return None
-        for index, item in enumerate(value):
-            problem = each(item, f"{pointer}/{index}")
-            if problem:
-                return problem
+def _array(each: Check | None) -> Check:
+    def check(value: Any) -> str | None:
+        if type(value) is not list:
+            return ": expected array"
+        if each is not None:
+            for index, item in enumerate(value):
+                problem = each(item)
+                if problem is not None:
+                    return f"/{index}{problem}"
         return None
 
     return check
@@ -209,25 +154,25 @@ def _one_of(branches: list[dict[str, Any]]) -> Check:
         by_type: dict[str, Check] = dict(zip(consts, compiled, strict=True))
         names = ", ".join(sorted(by_type))
 
-        def dispatch(value: Any, pointer: str) -> str | None:
-            if not isinstance(value, dict):
-                return f"{pointer or '/'}: expected object"
+        def dispatch(value: Any) -> str | None:
+            if type(value) is not dict:
+                return ": expected object"
             kind = value.get("type")
-            branch = by_type.get(kind) if isinstance(kind, str) else None
+            branch = by_type.get(kind) if type(kind) is str else None
             if branch is None:
-                return f"{pointer}/type: expected one of {names}"
-            return branch(value, pointer)
+                return f"/type: expected one of {names}"
+            return branch(value)
 
         return dispatch
 
-    def exactly_one(value: Any, pointer: str) -> str | None:
-        problems = [check(value, pointer) for check in compiled]
+    def exactly_one(value: Any) -> str | None:
+        problems = [check(value) for check in compiled]
         matched = sum(p is None for p in problems)
         if matched == 1:
             return None
         if matched == 0:
             return next(p for p in problems if p)
-        return f"{pointer or '/'}: matches more than one alternative"
+        return ": matches more than one alternative"
 
     return exactly_one
 
@@ -235,4 +180,11 @@ def _one_of(branches: list[dict[str, Any]]) -> Check:
 def event_check(path: Path) -> Callable[[Any], str | None]:
     """The whole event schema at ``path``, compiled: returns the first problem or None."""
     check = compile_schema(json.loads(path.read_text(encoding="utf-8")))
-    return lambda value: check(value, "")
+
+    def first_problem(value: Any) -> str | None:
+        problem = check(value)
+        if problem is None:
+            return None
+        return f"/{problem}" if problem.startswith(":") else problem
+
+    return first_problem
