@@ -146,3 +146,38 @@ def test_library_signer(store_path: Path) -> None:
         keys.unlock("dr-lee")
     with pytest.raises(InvalidInput, match="at least 8"):
         keys.create("dr-kim", "Dr Kim", "short")
+
+
+def test_a_forged_signature_is_found(store_path: Path) -> None:
+    import base64
+
+    import rfc8785
+
+    from cdss.events import hash_body
+    from tests.audit_records import event_at, tamper
+
+    made = keys.create("dr-lee", "Dr A. Lee", PASSPHRASE)
+    with open_store(store_path) as store:
+        keys.register(store, made)
+    record(store_path, [Plan()], signer_key=keys.unlock("dr-lee", PASSPHRASE))
+    db = tamper(store_path)
+    (last,) = db.execute("SELECT max(seq) FROM events").fetchone()
+    event = event_at(db, last)
+    assert event["type"] == "session-signed"
+    data = dict(event["data"])  # type: ignore[call-overload]
+    data["signature"] = base64.b64encode(bytes(64)).decode()
+    body = {k: v for k, v in event.items() if k != "hash"} | {"data": data}
+    forged = body | {"hash": hash_body(body)}
+    db.execute(
+        "UPDATE events SET event = ?, hash = ? WHERE seq = ?",
+        (bytes(rfc8785.dumps(forged)).decode(), forged["hash"], last),
+    )
+    db.close()
+    loaded = catalog()
+    source = StoreSource(store_path, lambda i, v: loaded.load(f"{i}@{v}"))
+    result = verify(source)
+    source.close()
+    assert [(f.seq, f.problem) for f in result.findings] == [
+        (last, "signature does not verify with the registered key")
+    ]
+    assert result.signatures == 0
