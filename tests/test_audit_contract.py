@@ -68,3 +68,19 @@ def test_the_body_cut_from_canonical_text_hashes_like_rfc8785(event: dict[str, A
 def test_unknown_keywords_are_refused_not_skipped() -> None:
     with pytest.raises(UnsupportedSchema, match="format"):
         compile_schema({"type": "string", "format": "date-time"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(min_size=1, max_size=40), meaning=st.text(min_size=1, max_size=80))
+def test_the_fast_signed_payload_is_the_rfc8785_one(name: str, meaning: str) -> None:
+    from cdss.audit.verify import _payload
+    from cdss.session import signed_payload
+
+    signs, at = "ab" * 32, "2026-01-02T03:04:05.000006Z"
+    try:
+        expected = signed_payload(signs, name, meaning, at)
+    except Exception:  # lone surrogates: RFC 8785 refuses them, and so must the fast path
+        with pytest.raises(Exception):  # noqa: B017
+            _payload(signs, name, meaning, at)
+        return
+    assert _payload(signs, name, meaning, at) == expected

@@ -39,8 +39,34 @@ class UnsupportedSchema(Exception):
     """The schema uses a keyword this compiler does not implement."""
 
 
+_compiled: dict[str, Check] = {}
+
+
+def _meaning(schema: Any) -> Any:
+    """A schema without its annotations: equal meanings compile to one shared closure."""
+    if isinstance(schema, dict):
+        return {k: _meaning(v) for k, v in schema.items() if k not in _ANNOTATIONS}
+    if isinstance(schema, list):
+        return [_meaning(v) for v in schema]
+    return schema
+
+
 def compile_schema(schema: dict[str, Any]) -> Check:
-    """One closure for a (sub)schema: a specialised one for each type the event schema uses."""
+    """One closure per distinct (sub)schema, shared wherever it recurs.
+
+    Sharing matters for speed: ``prev`` is the same schema as ``hash``, so
+    the previous event's hash is already in the memo when it comes back as
+    ``prev``; the envelope fields are checked by the same closures for every
+    event type.
+    """
+    key = json.dumps(_meaning(schema), sort_keys=True)
+    found = _compiled.get(key)
+    if found is None:
+        found = _compiled[key] = _compile(schema)
+    return found
+
+
+def _compile(schema: dict[str, Any]) -> Check:
     unknown = set(schema) - _KNOWN - _ANNOTATIONS
     if unknown:
         raise UnsupportedSchema(", ".join(sorted(unknown)))
