@@ -238,7 +238,7 @@ def _rich_report(figures: Figures, out: Console) -> None:
     for table in figures.tables.values():
         shown = RichTable(title=table.title, title_justify="left", title_style="bold")
         for column in table.columns:
-            shown.add_column(column)
+            shown.add_column(column, overflow="fold")
         for row in table.rows[:TERMINAL_ROWS]:
             shown.add_row(*(_text(v) for v in row))
         if not table.rows:
