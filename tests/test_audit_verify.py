@@ -278,3 +278,17 @@ def test_the_installed_command_exits_0_then_1(store_path: Path, tmp_path: Path) 
         "problem": report["findings"][0]["problem"],
     } in report["findings"]
     assert "Traceback" not in broken.stderr
+
+
+@pytest.mark.parametrize("kind", MUTATIONS)
+def test_one_cpu_finds_the_same_as_two(store_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """With one CPU the schema, hash and signature checks run inline; the findings must not change."""
+    record(store_path, [Plan(), Plan(amend=True), Plan("abandoned")])
+    db = tamper(store_path)
+    mutate_store(db, kind, 7)
+    db.close()
+    parallel = check_store(store_path)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    inline = check_store(store_path)
+    assert inline.findings == parallel.findings and not inline.ok
+    assert inline.schema_cross_checked == parallel.schema_cross_checked

@@ -321,6 +321,9 @@ class BundleSource:
                 file=str(self.path),
             )
 
+    def spec(self) -> tuple[str, str]:
+        return ("bundle", str(self.path))
+
     def close(self) -> None:
         self._files.close()
         if self._scratch is not None:

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,6 +103,10 @@ class Source(Protocol):
 
     def after(self, result: Verification) -> Iterable[Finding]:
         """Source-specific checks once the pass is over (a bundle's manifest claims)."""
+        ...
+
+    def spec(self) -> tuple[str, str]:
+        """What another process needs to open the same source again."""
         ...
 
     def close(self) -> None: ...
@@ -224,12 +231,87 @@ class _Trail:
     completion: str | None = None
 
 
+class _Content:
+    """The checks an event needs nothing else for: the schema and its own hash."""
+
+    def __init__(self) -> None:
+        self.contract = event_check(schema_path("event.schema.json"))
+        self.cross_checked: set[str] = set()
+        self.findings: list[Finding] = []
+        self.more = 0
+
+    def note(self, seq: int, session: Any, problem: str) -> None:
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append(Finding(seq, session if isinstance(session, str) else None, problem))
+        else:
+            self.more += 1
+
+    def check(self, seq: int, event: dict[str, Any], text: str) -> bool:
+        """Note what is wrong with one event; True when it follows the schema."""
+        session = event.get("session")
+        problem = self.contract(event)
+        if problem:
+            self.note(seq, session, f"does not match the event schema: {problem}")
+        elif event["type"] not in self.cross_checked:
+            self._cross_check(event, seq)
+        stored_hash = event.get("hash")
+        if body_digest(text) != stored_hash:
+            if reference_digest(event) == stored_hash:
+                self.note(seq, session, "not stored in the canonical form cdss writes (rewritten)")
+            else:
+                self.note(seq, session, "content does not match its hash (event altered)")
+        return problem is None
+
+    def _cross_check(self, event: dict[str, Any], seq: int) -> None:
+        import jsonschema
+
+        self.cross_checked.add(event["type"])
+        schema = json.loads(schema_path("event.schema.json").read_text(encoding="utf-8"))
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(event))
+        if error is not None:
+            self.note(seq, event.get("session"), f"does not match the event schema: {error.message}")
+
+
+def content_pass(spec: tuple[str, str]) -> tuple[list[Finding], int, int]:
+    """Schema and own-hash checks over a whole source, in a process of its own.
+
+    Run beside the main pass (which then checks only the chain and the
+    sessions), so a second CPU shares the work; returns the findings, how many
+    were not kept, and how many event types jsonschema cross-checked.
+    """
+    source = open_spec(spec)
+    content = _Content()
+    try:
+        seq = source.first_seq
+        for _, text, _ in source.rows():
+            try:
+                event = json.loads(text)
+            except (TypeError, ValueError):
+                event = None
+            if isinstance(event, dict):
+                content.check(seq, event, text)
+            seq += 1
+    finally:
+        source.close()
+    return content.findings, content.more, len(content.cross_checked)
+
+
+def open_spec(spec: tuple[str, str]) -> Source:
+    """A source again, from what ``Source.spec()`` returned (in another process)."""
+    kind, path = spec
+    if kind == "bundle":
+        from cdss.audit.bundle import BundleSource
+
+        return BundleSource(Path(path))
+    return StoreSource(Path(path))
+
+
 class _Verifier:
     def __init__(self, source: Source, anchors: Iterable[Anchor]):
         self.source = source
         self.result = Verification(source.name)
-        self.contract = event_check(schema_path("event.schema.json"))
-        self.cross_checked: set[str] = set()
+        self.content = _Content()
+        self.split: Future[tuple[list[Finding], int, int]] | None = None
         self.next_seq = source.first_seq
         self.prev: str | None = source.first_prev
         self.trails: dict[str, _Trail] = {}
@@ -256,9 +338,18 @@ class _Verifier:
 
     def run(self) -> Verification:
         self._load_keys()
-        for position, text, columns in self.source.rows():
-            self._take(position, text, columns)
-        self._finish()
+        pool = None
+        if (os.cpu_count() or 1) > 1:
+            pool = ProcessPoolExecutor(max_workers=1)
+            self.split = pool.submit(content_pass, self.source.spec())
+        try:
+            for position, text, columns in self.source.rows():
+                self._take(position, text, columns)
+            self._finish()
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        self.result.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
         return self.result
 
     def _load_keys(self) -> None:
@@ -292,17 +383,8 @@ class _Verifier:
             self._advance(expected, columns[3] if columns else None)
             return
         seq, session = event.get("seq"), event.get("session")
-        problem = self.contract(event)
-        if problem:
-            self.note(expected, session, f"does not match the event schema: {problem}")
-        elif event["type"] not in self.cross_checked:
-            self._cross_check(event, expected)
+        well_formed = True if self.split is not None else self.content.check(expected, event, text)
         stored_hash = event.get("hash")
-        if body_digest(text) != stored_hash:
-            if reference_digest(event) == stored_hash:
-                self.note(expected, session, "not stored in the canonical form cdss writes (rewritten)")
-            else:
-                self.note(expected, session, "content does not match its hash (event altered)")
         if seq != expected:
             self.note(expected, session, f"sequence number {seq!r} where {expected} belongs")
         if event.get("prev") != self.prev:
@@ -316,24 +398,16 @@ class _Verifier:
                     self.note(
                         expected, session, f"differs from the event {anchor.source} recorded at this seq"
                     )
-        if not problem:
-            self._follow(event, expected)
+        if well_formed:
+            # Not the schema's shape (when the content pass checks it): it reports that.
+            with suppress(KeyError, TypeError, AttributeError, IndexError):
+                self._follow(event, expected)
         self._advance(expected, stored_hash if isinstance(stored_hash, str) else None)
 
     def _advance(self, seq: int, hash_: str | None) -> None:
         if seq == self.source.first_seq:
             self.result.first_hash = hash_
         self.next_seq, self.prev = seq + 1, hash_
-
-    def _cross_check(self, event: dict[str, Any], seq: int) -> None:
-        import jsonschema
-
-        self.cross_checked.add(event["type"])
-        self.result.schema_cross_checked += 1
-        schema = json.loads(schema_path("event.schema.json").read_text(encoding="utf-8"))
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(event))
-        if error is not None:
-            self.note(seq, event.get("session"), f"does not match the event schema: {error.message}")
 
     # --- sessions ---
 
@@ -464,6 +538,15 @@ class _Verifier:
 
     def _finish(self) -> None:
         result = self.result
+        content = self.content
+        if self.split is not None:
+            findings, more, cross_checked = self.split.result()
+        else:
+            findings, more, cross_checked = content.findings, content.more, len(content.cross_checked)
+        for finding in findings:
+            self.note(finding.seq, finding.session, finding.problem)
+        result.more_findings += more
+        result.schema_cross_checked = cross_checked
         if result.events:
             result.last_seq, result.head = self.next_seq - 1, self.prev
         for seq in sorted(self.anchors):
@@ -541,6 +624,9 @@ class StoreSource:
 
     def close(self) -> None:
         self.db.close()
+
+    def spec(self) -> tuple[str, str]:
+        return ("store", str(self.path))
 
     def rows(self) -> Iterator[Row]:
         from cdss.store.sqlite import _translated
