@@ -25,14 +25,16 @@ def q(sql):
 ended = '''(SELECT session, min(seq) AS seq, type FROM events
             WHERE type IN ('session-completed', 'session-abandoned') GROUP BY session)'''
 starts = f'''SELECT e.session AS session, json_extract(e.event, '$.data.checklist.id') AS checklist,
-                    json_extract(e.event, '$.data.clinician') AS clinician, json_extract(e.event, '$.at') AS at,
+                    json_extract(e.event, '$.data.clinician') AS clinician,
+                    json_extract(e.event, '$.at') AS at,
                     coalesce(x.type, 'open') AS status
              FROM events e LEFT JOIN {ended} x ON x.session = e.session WHERE e.type = 'session-started' '''
 q(f"SELECT status, count(*) FROM ({starts}) GROUP BY status")
 q(f"SELECT checklist, count(*), sum(status = 'session-completed') FROM ({starts}) GROUP BY checklist")
 q(f"SELECT clinician, count(*), sum(status = 'open') FROM ({starts}) GROUP BY clinician")
 q(f"SELECT session, at FROM ({starts}) WHERE status = 'open' AND at < '2099-01-01'")
-current = '''SELECT session, json_extract(event, '$.data.item') AS item, json_extract(event, '$.data.status') AS status,
+current = '''SELECT session, json_extract(event, '$.data.item') AS item,
+                    json_extract(event, '$.data.status') AS status,
                     json_extract(event, '$.data.reason') AS reason, max(seq)
              FROM events WHERE type IN ('item-answered', 'item-amended') GROUP BY session, item'''
 q(f"SELECT item, status, count(*) FROM ({current}) GROUP BY item, status")
