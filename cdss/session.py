@@ -399,7 +399,10 @@ class Session:
             names = ", ".join(p.item.id for p in remaining[:3]) + (", …" if len(remaining) > 3 else "")
             raise SessionStateError(f"{len(remaining)} applicable item(s) are unanswered: {names}")
         if signer is None and is_on(self.store.setting(REQUIRE_SIGNATURES)):
-            raise SessionStateError("this store requires a signature to complete a session")
+            raise SessionStateError(
+                "this store requires a signature to complete a session; complete it with --sign "
+                "(`cdss resume SESSION --sign`), using the key from `cdss keys init`"
+            )
         actor = check_clinician(actor) if actor else self.clinician
         drafts: list[Draft | Callable[[Event | None], Draft]] = [
             Draft(self.id, "session-completed", actor, Completed())

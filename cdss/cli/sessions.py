@@ -17,7 +17,8 @@ from cdss.cli.app import ChecklistFolders, JsonOutput, Populations, Route, app, 
 from cdss.cli.render import console, line, print_json
 
 if TYPE_CHECKING:
-    from cdss.session import Session
+    from cdss.keys import SigningKey
+    from cdss.session import Session, Signer
     from cdss.store.sqlite import SqliteStore
 
 UNANSWERED = 4
@@ -35,6 +36,40 @@ SessionId = Annotated[
     str, typer.Argument(metavar="SESSION", help="A session id, or its first 6+ characters.")
 ]
 Clinician = Annotated[str, typer.Option(metavar="ID", help="Your clinician id, e.g. dr-lee.")]
+Sign = Annotated[
+    bool,
+    typer.Option(
+        "--sign",
+        help="Sign the completion with your key (`cdss keys init`); passphrase prompted or CDSS_PASSPHRASE.",
+    ),
+]
+
+
+def unlock_key(clinician: str) -> SigningKey:
+    """Unlock before anything is recorded, so a wrong passphrase or a missing key writes nothing."""
+    from cdss.keys import passphrase_from_env, unlock
+
+    secret = passphrase_from_env()
+    if secret is None:
+        _require_terminal(f"set CDSS_PASSPHRASE to unlock {clinician}'s key without a prompt")
+        secret = typer.prompt(f"Passphrase for {clinician}'s key", hide_input=True)
+    return unlock(clinician, secret)
+
+
+def require_registered(opened: SqliteStore, key: SigningKey) -> None:
+    from cdss.errors import NotFound
+
+    if key.info.key_id not in {k.key_id for k in opened.public_keys()}:
+        raise NotFound(
+            f"{key.info.clinician}'s key {key.info.key_id[:12]}… is not registered in {opened.path}; "
+            f"run `cdss keys register --clinician {key.info.clinician} --store {opened.path}`"
+        )
+
+
+def _signer(session: Session, key: SigningKey | None) -> Signer | None:
+    from cdss.keys import signer
+
+    return signer(session, key) if key is not None else None
 
 
 def _open(store: Path | None) -> SqliteStore:
@@ -54,13 +89,13 @@ def _resume_hint(session: Session, store: Path | None) -> str:
     return f"Saved. Session {session.id[:12]} is open; continue with: cdss resume {session.id[:12]}{where}"
 
 
-def _interactive(session: Session, store: Path | None) -> None:
+def _interactive(session: Session, store: Path | None, key: SigningKey | None = None) -> None:
     from cdss.cli.terminal import TerminalKeys, say, walk
 
     out = console()
     say(out, f"{session.checklist.title} ({session.checklist.ref}) · subject {session.subject}", "bold")
     try:
-        outcome = walk(session, TerminalKeys(), out)
+        outcome = walk(session, TerminalKeys(), out, _signer(session, key))
     except (KeyboardInterrupt, EOFError):
         say(out)
         say(out, _resume_hint(session, store))
@@ -94,6 +129,7 @@ def run(
             metavar="FILE", help="Answer from a JSON file instead of the prompt (item id -> status)."
         ),
     ] = None,
+    sign: Sign = False,
     store: StorePath = None,
     checklists: ChecklistFolders = None,
 ) -> None:
@@ -101,6 +137,7 @@ def run(
 
     With --answers, record a whole file at once: exit 0 when every applicable item
     is answered (the session completes), 4 when some are left (the session stays open).
+    With --sign, the completion is signed with your key in the same transaction.
     """
     from cdss.answers import read_answers
     from cdss.plan import declare, plan
@@ -115,7 +152,12 @@ def run(
     check_subject(subject)
     check_clinician(clinician)
     given = read_answers(answers, checklist, plan(checklist, context)) if answers else None
+    key = unlock_key(clinician) if sign else None
     with _open(store) as opened:
+        if key is not None:
+            require_registered(opened, key)
+        elif given is not None and len(given) == len(plan(checklist, context)):
+            _refuse_unsigned(opened)
         session = Session.start(
             opened,
             checklist,
@@ -125,14 +167,15 @@ def run(
             populations=context.populations,
         )
         if given is None:
-            _interactive(session, store)
+            _interactive(session, store, key)
             return
         for answer in given:
             session.answer(answer.item, answer.status, answer.reason, answer.reason_text)
         remaining = session.unanswered()
         if not remaining:
-            session.complete()
-            line(f"session {session.id} completed: {len(given)} item(s) recorded")
+            session.complete(_signer(session, key))
+            signed = f" and signed by {key.info.name}" if key else ""
+            line(f"session {session.id} completed{signed}: {len(given)} item(s) recorded")
             return
         line(f"session {session.id} is open: {len(given)} item(s) recorded, {len(remaining)} unanswered:")
         for planned in remaining:
@@ -141,8 +184,22 @@ def run(
         raise typer.Exit(UNANSWERED)
 
 
+def _refuse_unsigned(opened: SqliteStore) -> None:
+    """Say so before recording anything, rather than after every answer is in."""
+    from cdss.errors import SessionStateError
+    from cdss.store import REQUIRE_SIGNATURES, is_on
+
+    if is_on(opened.setting(REQUIRE_SIGNATURES)):
+        raise SessionStateError(
+            "this store requires a signature to complete a session; add --sign "
+            "(your key from `cdss keys init`). Nothing was recorded"
+        )
+
+
 @app.command()
-def resume(session_id: SessionId, store: StorePath = None, checklists: ChecklistFolders = None) -> None:
+def resume(
+    session_id: SessionId, sign: Sign = False, store: StorePath = None, checklists: ChecklistFolders = None
+) -> None:
     """Continue an open session at its first unanswered item."""
     from cdss.errors import SessionStateError
 
@@ -154,7 +211,10 @@ def resume(session_id: SessionId, store: StorePath = None, checklists: Checklist
                 "correct an answer with `cdss amend`"
             )
         _require_terminal("resume it in a terminal")
-        _interactive(session, store)
+        key = unlock_key(session.clinician) if sign else None
+        if key is not None:
+            require_registered(opened, key)
+        _interactive(session, store, key)
 
 
 @app.command()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from cdss.events import Status
     from cdss.plan import PlannedItem
     from cdss.record import Record
-    from cdss.session import Session
+    from cdss.session import Session, Signer
 
 Outcome = Literal["completed", "saved"]
 STATUS_KEYS: dict[str, Status] = {"d": "done", "n": "not-applicable", "x": "not-done"}
@@ -181,8 +181,8 @@ def show_summary(out: Console, record: Record) -> None:
             say(out, f"  not done: {item.planned.item.text} — {why}")
 
 
-def walk(session: Session, keys: Keys, out: Console) -> Outcome:
-    """Ask every unanswered item, then offer to complete; returns how the walk ended."""
+def walk(session: Session, keys: Keys, out: Console, signer: Signer | None = None) -> Outcome:
+    """Ask every unanswered item, then offer to complete (signed when ``signer`` is given)."""
     total = len(session.planned)
     while True:
         planned = session.next_item()
@@ -191,8 +191,8 @@ def walk(session: Session, keys: Keys, out: Console) -> Outcome:
             say(out, END_KEYS, "dim")
             key = keys.key()
             if key == "c":
-                session.complete()
-                say(out, f"Session {session.id} completed.", "bold green")
+                session.complete(signer)
+                say(out, f"Session {session.id} completed{' and signed' if signer else ''}.", "bold green")
                 return "completed"
             if key == "b":
                 _go_back(out, session, keys, total + 1)

@@ -365,3 +365,25 @@ def open_store(path: Path | str | None = None) -> Iterator[SqliteStore]:
         yield store
     finally:
         store.close()
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection for audits: never creates, migrates or writes a store.
+
+    Refuses a missing file and anything that is not a cdss store, as opening
+    for writing does, before SQLite reads more than the header.
+    """
+    if not path.exists():
+        raise StoreError(f"store {path} does not exist")
+    _check_header(path, _read_header(path))
+    with _translated(path):
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            marker = db.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        if marker is None or marker[0] != "cdss":
+            db.close()
+            raise _foreign(path, "not a cdss store (no cdss marker)")
+    return db

@@ -1,0 +1,238 @@
+"""`cdss audit verify` on a large store, against the least any verifier must do.
+
+The baseline reads the same rows from the same file, parses each event's JSON
+and sha256-hashes the same bytes — no chain, schema, session or signature
+checks. Both run as child processes in the same run, so the ratio says what
+cdss's checks cost on top of reading and hashing. Goals: at most 3x, and the
+verify process's peak memory at most 150 MB (flat: it streams).
+
+The store is generated once per size and cached (``--fresh`` regenerates):
+sessions of a 15-item checklist, each answered, most completed and signed,
+some amended, abandoned or left open — about 19 events per session.
+
+Run: ``.venv/bin/python bench/verify.py [--events N] [--fresh]`` (default 1,000,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from cdss.catalog import content_hash
+from cdss.events import GENESIS
+from cdss.session import signed_payload
+from cdss.store.sqlite import open_store
+
+EXAMPLE = Path(__file__).parent.parent / "tests" / "examples" / "valid" / "example-walk" / "1.0.0.json"
+ITEMS = 15
+CLINICIANS = ("dr-lee", "dr-kim", "dr-okafor", "dr-silva")
+
+
+def cache_folder() -> Path:
+    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cdss-bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def bench_checklist(folder: Path) -> dict[str, Any]:
+    """The example checklist with 15 items and no routes, written as bench-walk@1.0.0."""
+    document = json.loads(EXAMPLE.read_text())
+    template = document["sections"][0]["items"][0]
+    document.update(id="bench-walk", context={"routes": [], "populations": []})
+    document["sections"] = [
+        {
+            "id": "bench",
+            "title": "Benchmark",
+            "items": [{**template, "id": f"item-{n}"} for n in range(ITEMS)],
+        }
+    ]
+    target = folder / "checklists" / "bench-walk" / "1.0.0.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document))
+    from cdss.catalog import load_file
+
+    return load_file(target).to_json()
+
+
+def canonical(value: dict[str, Any]) -> str:
+    # The generated events hold only ASCII strings and small integers, for which
+    # sorted compact JSON is exactly RFC 8785 — and ten times faster to write.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Writer:
+    """Seals events into one chain and inserts them in large transactions."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db, self.seq, self.prev, self.batch = db, 0, GENESIS, []
+        self.clock = 1_700_000_000.0
+
+    def add(
+        self, session: str, kind: str, actor: str, data: dict[str, Any], at: str | None = None
+    ) -> dict[str, Any]:
+        self.seq += 1
+        self.clock += 0.7
+        stamp = (
+            at or time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.clock)) + f".{self.seq % 1000000:06d}Z"
+        )
+        body = {
+            "seq": self.seq,
+            "session": session,
+            "type": kind,
+            "at": stamp,
+            "actor": actor,
+            "prev": self.prev,
+        }
+        body["data"] = data
+        digest = hashlib.sha256(canonical(body).encode()).hexdigest()
+        event = {**body, "hash": digest}
+        self.batch.append((self.seq, session, kind, digest, canonical(event)))
+        self.prev = digest
+        if len(self.batch) >= 50_000:
+            self.flush()
+        return event
+
+    def flush(self) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self.batch)
+        self.db.execute("COMMIT")
+        self.batch = []
+
+
+def generate(path: Path, events: int, checklist: dict[str, Any]) -> None:
+    with open_store(path):
+        pass  # creates the schema, migrations and marker
+    keys = {c: Ed25519PrivateKey.generate() for c in CLINICIANS}
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous = OFF")
+    for clinician, key in keys.items():
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        db.execute(
+            "INSERT INTO keys VALUES (?, ?, ?, ?)",
+            (hashlib.sha256(raw).hexdigest(), clinician, raw, "2024-01-01T00:00:00.000000Z"),
+        )
+    pinned = {"id": "bench-walk", "version": "1.0.0", "hash": content_hash(checklist)}
+    chance = random.Random(20240601)
+    writer = Writer(db)
+    n = 0
+    while writer.seq < events:
+        n += 1
+        clinician = CLINICIANS[n % len(CLINICIANS)]
+        session = uuid.UUID(int=chance.getrandbits(128)).hex
+        started = {
+            "checklist": pinned,
+            "subject": f"S-{n:07d}",
+            "context": {"route": None, "populations": []},
+        }
+        writer.add(session, "session-started", clinician, {**started, "clinician": clinician})
+        answers = []
+        for item in range(ITEMS):
+            data: dict[str, Any] = {"item": f"item-{item}", "status": "done"}
+            if chance.random() < 0.05:
+                data = {"item": f"item-{item}", "status": "not-done", "reason": "deferred"}
+            answers.append(writer.add(session, "item-answered", clinician, data))
+        if chance.random() < 0.05:
+            target = answers[chance.randrange(ITEMS)]
+            fix = {
+                "item": target["data"]["item"],
+                "status": "done",
+                "corrects": target["hash"],
+                "explanation": "typo",
+            }
+            writer.add(session, "item-amended", clinician, fix)
+        ending = chance.random()
+        if ending < 0.03:
+            writer.add(session, "session-abandoned", clinician, {"reason": "patient left"})
+            continue
+        if ending < 0.05:
+            continue  # left open
+        completed = writer.add(session, "session-completed", clinician, {})
+        name = f"Dr {clinician[3:].title()}"
+        meaning = f"completed checklist bench-walk version 1.0.0 for subject S-{n:07d}"
+        payload = signed_payload(completed["hash"], name, meaning, completed["at"])
+        key = keys[clinician]
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        signature = {
+            "signs": completed["hash"],
+            "name": name,
+            "meaning": meaning,
+            "key": hashlib.sha256(raw).hexdigest(),
+            "signature": base64.b64encode(key.sign(payload)).decode(),
+        }
+        writer.add(session, "session-signed", clinician, signature, at=completed["at"])
+    writer.flush()
+    db.close()
+
+
+BASELINE = """
+import hashlib, json, sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+count = 0
+for (text,) in db.execute("SELECT event FROM events ORDER BY seq"):
+    json.loads(text)
+    hashlib.sha256(text.encode()).hexdigest()
+    count += 1
+print(count)
+"""
+
+
+def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    return time.perf_counter() - began, done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--fresh", action="store_true", help="regenerate the cached store")
+    args = parser.parse_args()
+    folder = cache_folder()
+    checklist = bench_checklist(folder)
+    store = folder / f"verify-{args.events}.sqlite3"
+    if args.fresh or not store.exists():
+        began = time.perf_counter()
+        partial = store.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        generate(partial, args.events, checklist)
+        partial.rename(store)
+        print(f"generated {store} in {time.perf_counter() - began:.1f} s")
+    cdss = str(Path(sys.executable).parent / "cdss")
+    command = [cdss, "audit", "verify", "--store", str(store), "--checklists", str(folder / "checklists")]
+    with tempfile.TemporaryDirectory() as home:
+        os.environ.setdefault("XDG_STATE_HOME", home)
+        verify_seconds, done = timed(command)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if done.returncode != 0:
+        print(done.stdout[-3000:], done.stderr[-3000:])
+        raise SystemExit("verify failed on the generated store")
+    baseline_seconds, base = timed([sys.executable, "-c", BASELINE, str(store)])
+    events = int(base.stdout.strip())
+    print(done.stdout.strip().splitlines()[1])
+    for label, seconds in (
+        ("baseline (read + json.loads + sha256)", baseline_seconds),
+        ("cdss audit verify", verify_seconds),
+    ):
+        print(f"{label:<38} {seconds:7.2f} s  ({seconds / events * 1e6:.1f} µs/event)")
+    print(f"ratio: {verify_seconds / baseline_seconds:.2f}x (goal: at most 3x)")
+    print(f"verify peak memory: {peak_mb:.0f} MB (goal: at most 150 MB)")
+
+
+if __name__ == "__main__":
+    main()

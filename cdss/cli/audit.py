@@ -1,0 +1,313 @@
+"""The auditor's commands (``cdss audit ...``) and the clinician's keys (``cdss keys ...``).
+
+Each command parses, calls one library function in ``cdss.audit`` or
+``cdss.keys`` and renders; the checking itself never prints.
+A failed verification exits 1 after listing every broken place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cdss.cli.app import ChecklistFolders, JsonOutput, app, open_catalog
+from cdss.cli.render import line, print_json
+from cdss.cli.sessions import StorePath
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cdss.audit.report import Figures
+    from cdss.audit.verify import Anchor, Source, Verification
+
+FAILED = 1
+SHOWN_FINDINGS = 200
+
+audit = typer.Typer(
+    name="audit",
+    help="Verify, checkpoint, report on and export the records.",
+    no_args_is_help=True,
+)
+app.add_typer(audit)
+
+BundleArgument = Annotated[
+    Path | None,
+    typer.Argument(metavar="BUNDLE", help="An exported bundle (folder or .zip) instead of a store."),
+]
+
+
+def store_path(store: Path | None) -> Path:
+    from cdss.store.sqlite import default_path
+
+    return store if store is not None else default_path()
+
+
+def open_source(bundle: Path | None, store: Path | None, folders: list[Path] | None) -> Source:
+    """A bundle when one is named, otherwise the store (``--store``, CDSS_STORE or the default)."""
+    from cdss.errors import UsageError
+
+    if bundle is not None and store is not None:
+        raise UsageError("give either a BUNDLE or --store, not both")
+    if bundle is not None:
+        from cdss.audit.bundle import BundleSource
+
+        return BundleSource(bundle)
+    from cdss.audit.verify import StoreSource
+
+    catalog = open_catalog(folders)
+    return StoreSource(store_path(store), lambda i, v: catalog.load(f"{i}@{v}"))
+
+
+def anchors_from(path: Path) -> list[Anchor]:
+    """What ``--against`` names: a bundle's last event and its store's head, or a checkpoint."""
+    from cdss.audit import bundle, checkpoint
+    from cdss.audit.verify import Anchor
+
+    if path.is_dir() or path.suffix == ".zip":
+        return bundle.anchors(path)
+    point = checkpoint.read(path)
+    return [Anchor(point.seq, point.hash, f"checkpoint {path} taken {point.taken_at}")]
+
+
+def _show(result: Verification, json: bool) -> None:
+    if json:
+        print_json(result.to_json())
+        return
+    for finding in result.findings[:SHOWN_FINDINGS]:
+        line(str(finding))
+    hidden = len(result.findings) - SHOWN_FINDINGS + result.more_findings
+    if hidden > 0:
+        line(f"... and {hidden} more (--json lists them all)")
+    for text in result.summary():
+        line(text)
+    if result.ok:
+        line("verified: every check holds")
+    else:
+        line(f"verification FAILED: {len(result.findings) + result.more_findings} problem(s)")
+
+
+@audit.command("verify")
+def verify_command(
+    bundle: BundleArgument = None,
+    store: StorePath = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="BUNDLE_OR_CHECKPOINT",
+            help="Also require the events this bundle or checkpoint recorded (reveals a cut-off tail).",
+        ),
+    ] = None,
+    checklists: ChecklistFolders = None,
+    json: JsonOutput = False,
+) -> None:
+    """Check every event's hash, the chain, the schema, each session's order, checklists and signatures.
+
+    Exit 0 when everything holds, 1 when anything does not (each broken place is listed).
+    """
+    from cdss.audit.verify import verify
+
+    anchors = anchors_from(against) if against is not None else []
+    source = open_source(bundle, store, checklists)
+    try:
+        result = verify(source, anchors)
+    finally:
+        source.close()
+    _show(result, json)
+    if not result.ok:
+        raise typer.Exit(FAILED)
+
+
+@audit.command("checkpoint")
+def checkpoint_command(
+    out: Annotated[Path, typer.Option(metavar="FILE", help="Where to write the checkpoint (a new file).")],
+    store: StorePath = None,
+) -> None:
+    """Write the store's head (seq, hash, time) to a file for the auditor to keep."""
+    from cdss.audit.checkpoint import take
+
+    point = take(store_path(store), out)
+    line(f"checkpoint {out}: seq {point.seq} hash {point.hash} ({point.at or 'empty store'})")
+
+
+@audit.command("require-signatures")
+def require_signatures(
+    state: Annotated[str, typer.Argument(metavar="on|off", help="Whether completing needs a signature.")],
+    store: StorePath = None,
+) -> None:
+    """Require (on) or stop requiring (off) a signature to complete a session in this store."""
+    from cdss.errors import UsageError
+    from cdss.store import REQUIRE_SIGNATURES
+    from cdss.store.sqlite import SqliteStore
+
+    if state not in ("on", "off"):
+        raise UsageError(f"expected on or off, not {state!r}")
+    with SqliteStore(store) as opened:
+        opened.set_setting(REQUIRE_SIGNATURES, state)
+    line(f"signatures {'required' if state == 'on' else 'not required'} to complete a session")
+
+
+@audit.command("export")
+def export_command(
+    *,
+    out: Annotated[Path, typer.Option(metavar="PATH", help="A new folder, or a file ending in .zip.")],
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only sessions started on or after this UTC date.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only sessions started on or before this UTC date.")
+    ] = None,
+    checklist: Annotated[str | None, typer.Option(metavar="ID", help="Only runs of this checklist.")] = None,
+    store: StorePath = None,
+    checklists: ChecklistFolders = None,
+) -> None:
+    """Write a self-contained bundle that verifies offline (docs/bundle-format.md)."""
+    from cdss.audit.bundle import Selection, export
+
+    selection = Selection(since, until, checklist)
+    manifest = export(store_path(store), out, selection, open_catalog(checklists))
+    events = manifest["events"]
+    line(
+        f"bundle {out}: {len(manifest['sessions'])} session(s), {events['count']} event(s) "
+        f"(seq {events['first_seq']}..{events['last_seq']}), {len(manifest['files'])} file(s)"
+    )
+    line(f"check it anywhere with: cdss audit verify {out}")
+
+
+@audit.command("report")
+def report_command(
+    bundle: BundleArgument = None,
+    store: StorePath = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Also write one self-contained HTML page.")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", metavar="DIR", help="Also write each table as a CSV file.")
+    ] = None,
+) -> None:
+    """Sessions by status, completion per checklist and item, not-done reasons, open sessions,
+    clinicians, amendments and signatures."""
+    from cdss.audit import html as rendering
+    from cdss.audit.report import report
+    from cdss.cli.render import console, plain
+    from cdss.errors import UsageError
+
+    if bundle is not None and store is not None:
+        raise UsageError("give either a BUNDLE or --store, not both")
+    for target in (html, csv):
+        if target is not None and not target.parent.is_dir():
+            raise UsageError(f"folder {target.parent} does not exist")
+    figures = report(store=None if bundle else store_path(store), bundle=bundle)
+    if plain():
+        _plain_report(figures)
+    else:
+        _rich_report(figures, console())
+    if html is not None:
+        rendering.write_html(figures, html)
+        line(f"HTML report: {html}")
+    if csv is not None:
+        written = rendering.write_csv(figures, csv)
+        line(f"CSV: {len(written)} file(s) in {csv}")
+
+
+TERMINAL_ROWS = 20
+
+
+def _plain_report(figures: Figures) -> None:
+    line(f"cdss audit report · {figures.source} · {figures.generated_at}")
+    for table in figures.tables.values():
+        line()
+        line(f"{table.title}:")
+        if not table.rows:
+            line("  none")
+            continue
+        cells = [[_text(v) for v in row] for row in table.rows[:TERMINAL_ROWS]]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(table.columns)]
+        line("  " + "  ".join(c.ljust(w) for c, w in zip(table.columns, widths, strict=True)).rstrip())
+        for row in cells:
+            line("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if len(table.rows) > TERMINAL_ROWS:
+            line(f"  ... {len(table.rows) - TERMINAL_ROWS} more (--csv or --html for all)")
+
+
+def _rich_report(figures: Figures, out: Console) -> None:
+    from rich.table import Table as RichTable
+
+    out.print(f"[bold]cdss audit report[/bold] · {figures.source} · {figures.generated_at}")
+    for table in figures.tables.values():
+        shown = RichTable(title=table.title, title_justify="left", title_style="bold")
+        for column in table.columns:
+            shown.add_column(column, overflow="fold")
+        for row in table.rows[:TERMINAL_ROWS]:
+            shown.add_row(*(_text(v) for v in row))
+        if not table.rows:
+            shown.add_row(*(["none"] + [""] * (len(table.columns) - 1)))
+        out.print(shown)
+        if len(table.rows) > TERMINAL_ROWS:
+            out.print(f"  ... {len(table.rows) - TERMINAL_ROWS} more (--csv or --html for all)")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%}"
+    return str(value)
+
+
+keys_app = typer.Typer(name="keys", help="Clinicians' signing keys.", no_args_is_help=True)
+app.add_typer(keys_app)
+
+KeyClinician = Annotated[str, typer.Option("--clinician", metavar="ID", help="Whose key, e.g. dr-lee.")]
+
+
+def _new_passphrase(clinician: str) -> str:
+    import sys
+
+    from cdss.keys import passphrase_from_env
+
+    secret = passphrase_from_env()
+    if secret is not None:
+        return secret
+    if not sys.stdin.isatty():
+        from cdss.errors import UsageError
+
+        raise UsageError("no terminal to ask for a passphrase; set CDSS_PASSPHRASE")
+    return str(
+        typer.prompt(f"New passphrase for {clinician}'s key", hide_input=True, confirmation_prompt=True)
+    )
+
+
+@keys_app.command("init")
+def keys_init(
+    clinician: KeyClinician,
+    name: Annotated[
+        str, typer.Option("--name", metavar="TEXT", help="Your printed name, as signatures show it.")
+    ],
+    store: StorePath = None,
+) -> None:
+    """Create your Ed25519 signing key (passphrase-protected) and register it in the store."""
+    from cdss import keys
+    from cdss.session import check_clinician
+    from cdss.store.sqlite import SqliteStore
+
+    check_clinician(clinician)
+    secret = _new_passphrase(clinician)
+    with SqliteStore(store) as opened:  # a store cdss cannot use is refused before a key is made
+        made = keys.create(clinician, name, secret)
+        keys.register(opened, made)
+    line(f"key {made.key_id} for {made.name} ({clinician}) created in {keys.key_folder()}")
+    line(f"registered in {opened.path}")
+
+
+@keys_app.command("register")
+def keys_register(clinician: KeyClinician, store: StorePath = None) -> None:
+    """Register your existing public key in another store (no passphrase needed)."""
+    from cdss import keys
+    from cdss.store.sqlite import SqliteStore
+
+    found = keys.info(clinician)
+    with SqliteStore(store) as opened:
+        keys.register(opened, found)
+    line(f"key {found.key_id} for {found.name} ({clinician}) registered in {opened.path}")

@@ -1,0 +1,86 @@
+"""The compiled event contract agrees with jsonschema, and the fast body hash with RFC 8785."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from cdss.audit.contract import UnsupportedSchema, compile_schema, event_check
+from cdss.audit.verify import body_digest, reference_digest
+from cdss.catalog import schema_path
+from cdss.events import hash_body
+
+SCHEMA = json.loads(schema_path("event.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+CHECK = event_check(schema_path("event.schema.json"))
+
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 2**54), st.floats(allow_nan=False), st.text(max_size=70)
+)
+
+
+def mutated(event: dict[str, Any], draw: st.DrawFn) -> Any:
+    """One small change somewhere in the event, to land on both sides of the contract."""
+    target = event
+    if draw(st.booleans()) and isinstance(event.get("data"), dict) and event["data"]:
+        target = event["data"]
+    action = draw(st.sampled_from(["drop", "set", "add"]))
+    key = draw(st.sampled_from(sorted(target))) if target else "x"
+    if action == "drop":
+        target.pop(key, None)
+    elif action == "set":
+        target[key] = draw(values)
+    else:
+        target[draw(st.text(min_size=1, max_size=8))] = draw(values)
+    return event
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Any:
+    event = draw(from_schema(SCHEMA))
+    return mutated(event, draw) if draw(st.booleans()) else event
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+@given(event=events())
+def test_compiled_contract_agrees_with_jsonschema(event: Any) -> None:
+    assert (CHECK(event) is None) == VALIDATOR.is_valid(event), CHECK(event)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=from_schema(SCHEMA))
+def test_the_body_cut_from_canonical_text_hashes_like_rfc8785(event: dict[str, Any]) -> None:
+    import rfc8785
+
+    text = bytes(rfc8785.dumps(event)).decode()
+    body = {k: v for k, v in event.items() if k != "hash"}
+    assert body_digest(text) == hash_body(body) == reference_digest(event)
+
+
+def test_unknown_keywords_are_refused_not_skipped() -> None:
+    with pytest.raises(UnsupportedSchema, match="format"):
+        compile_schema({"type": "string", "format": "date-time"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(min_size=1, max_size=40), meaning=st.text(min_size=1, max_size=80))
+def test_the_fast_signed_payload_is_the_rfc8785_one(name: str, meaning: str) -> None:
+    from cdss.audit.verify import _payload
+    from cdss.session import signed_payload
+
+    signs, at = "ab" * 32, "2026-01-02T03:04:05.000006Z"
+    try:
+        expected = signed_payload(signs, name, meaning, at)
+    except Exception:  # lone surrogates: RFC 8785 refuses them, and so must the fast path
+        with pytest.raises(Exception):  # noqa: B017
+            _payload(signs, name, meaning, at)
+        return
+    assert _payload(signs, name, meaning, at) == expected

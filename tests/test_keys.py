@@ -1,0 +1,183 @@
+"""Signing keys: encrypted on disk, registered in the store, used by `cdss run --sign`, refused clearly."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from cdss import keys
+from cdss.audit.verify import StoreSource, verify
+from cdss.cli.main import run
+from cdss.errors import InvalidInput, NotFound, UsageError
+from cdss.store import REQUIRE_SIGNATURES
+from cdss.store.sqlite import open_store
+from tests.audit_records import CATALOG_FOLDER, Plan, catalog, record
+
+PASSPHRASE = "correct horse battery"
+ANSWERS = {
+    "setting-confirmed": "done",
+    "infusion-monitoring-planned": {"status": "not-done", "reason": "deferred"},
+}
+
+
+def cli(*args: str) -> int:
+    try:
+        run(list(args))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+@pytest.fixture
+def passphrase(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
+    return PASSPHRASE
+
+
+@pytest.fixture
+def answers(tmp_path: Path) -> Path:
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps(ANSWERS))
+    return path
+
+
+def run_walk(store: Path, answers: Path, *extra: str) -> int:
+    return cli(
+        "run", "example-walk", "--route", "intravenous", "--subject", "S-0001", "--clinician", "dr-lee",
+        "--answers", str(answers), "--store", str(store), "--checklists", str(CATALOG_FOLDER), *extra,
+    )  # fmt: skip
+
+
+def test_init_writes_an_encrypted_private_key_and_registers_it(
+    store_path: Path, passphrase: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path)) == 0
+    )
+    folder = keys.key_folder()
+    pem = (folder / "dr-lee.pem").read_bytes()
+    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert stat.S_IMODE((folder / "dr-lee.pem").stat().st_mode) == 0o600
+    described = keys.info("dr-lee")
+    assert described.name == "Dr A. Lee"
+    with open_store(store_path) as store:
+        assert [(k.key_id, k.clinician) for k in store.public_keys()] == [(described.key_id, "dr-lee")]
+    assert described.key_id in capsys.readouterr().out
+    # A key is never replaced: old signatures name it.
+    assert (
+        cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path)) == 2
+    )
+
+
+def test_a_signed_run_shows_the_manifestation_and_verifies(
+    store_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path))
+    assert cli("audit", "require-signatures", "on", "--store", str(store_path)) == 0
+    capsys.readouterr()
+    assert run_walk(store_path, answers) == 1
+    assert "requires a signature" in capsys.readouterr().err
+    with open_store(store_path) as store:
+        assert store.head()[0] == 0  # refused before anything was recorded
+        assert store.setting(REQUIRE_SIGNATURES) == "on"
+    assert run_walk(store_path, answers, "--sign") == 0
+    assert "signed by Dr A. Lee" in capsys.readouterr().out
+    with open_store(store_path) as store:
+        session = store.sessions()[0].id
+    assert cli("record", session[:8], "--store", str(store_path), "--checklists", str(CATALOG_FOLDER)) == 0
+    shown = capsys.readouterr().out
+    assert "signed by Dr A. Lee at 20" in shown
+    assert "completed checklist example-walk version 1.0.0 for subject S-0001" in shown
+    loaded = catalog()
+    source = StoreSource(store_path, lambda i, v: loaded.load(f"{i}@{v}"))
+    result = verify(source)
+    source.close()
+    assert result.ok and result.signatures == 1
+    assert cli("audit", "require-signatures", "off", "--store", str(store_path)) == 0
+
+
+def test_wrong_passphrase_and_unknown_key_write_nothing(
+    store_path: Path, answers: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
+    cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path))
+    capsys.readouterr()
+    monkeypatch.setenv("CDSS_PASSPHRASE", "not the passphrase")
+    assert run_walk(store_path, answers, "--sign") == 1
+    err = capsys.readouterr().err
+    assert err == "cdss: wrong passphrase for dr-lee's key (or the key file is damaged)\n"
+    monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
+    code = cli(
+        "run", "example-walk", "--route", "intravenous", "--subject", "S-0001", "--clinician", "dr-nobody",
+        "--answers", str(answers), "--store", str(store_path), "--checklists", str(CATALOG_FOLDER), "--sign",
+    )  # fmt: skip
+    assert code == 1
+    assert (
+        capsys.readouterr().err == "cdss: no key for clinician dr-nobody; create one with `cdss keys init`\n"
+    )
+    with open_store(store_path) as store:
+        assert store.head()[0] == 0
+
+
+def test_a_key_not_registered_in_this_store_is_refused_then_registered(
+    tmp_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(first))
+    assert run_walk(second, answers, "--sign") == 1
+    assert "is not registered in" in capsys.readouterr().err
+    assert cli("keys", "register", "--clinician", "dr-lee", "--store", str(second)) == 0
+    assert run_walk(second, answers, "--sign") == 0
+
+
+def test_library_signer(store_path: Path) -> None:
+    made = keys.create("dr-lee", "Dr A. Lee", PASSPHRASE)
+    with open_store(store_path) as store:
+        keys.register(store, made)
+    record(store_path, [Plan(), Plan()], signer_key=keys.unlock("dr-lee", PASSPHRASE))
+    with pytest.raises(InvalidInput, match="wrong passphrase"):
+        keys.unlock("dr-lee", "something else")
+    with pytest.raises(NotFound):
+        keys.info("dr-kim")
+    with pytest.raises(UsageError, match="passphrase is needed"):
+        keys.unlock("dr-lee")
+    with pytest.raises(InvalidInput, match="at least 8"):
+        keys.create("dr-kim", "Dr Kim", "short")
+
+
+def test_a_forged_signature_is_found(store_path: Path) -> None:
+    import base64
+
+    import rfc8785
+
+    from cdss.events import hash_body
+    from tests.audit_records import event_at, tamper
+
+    made = keys.create("dr-lee", "Dr A. Lee", PASSPHRASE)
+    with open_store(store_path) as store:
+        keys.register(store, made)
+    record(store_path, [Plan()], signer_key=keys.unlock("dr-lee", PASSPHRASE))
+    db = tamper(store_path)
+    (last,) = db.execute("SELECT max(seq) FROM events").fetchone()
+    event = event_at(db, last)
+    assert event["type"] == "session-signed"
+    data = dict(event["data"])  # type: ignore[call-overload]
+    data["signature"] = base64.b64encode(bytes(64)).decode()
+    body = {k: v for k, v in event.items() if k != "hash"} | {"data": data}
+    forged = body | {"hash": hash_body(body)}
+    db.execute(
+        "UPDATE events SET event = ?, hash = ? WHERE seq = ?",
+        (bytes(rfc8785.dumps(forged)).decode(), forged["hash"], last),
+    )
+    db.close()
+    loaded = catalog()
+    source = StoreSource(store_path, lambda i, v: loaded.load(f"{i}@{v}"))
+    result = verify(source)
+    source.close()
+    assert [(f.seq, f.problem) for f in result.findings] == [
+        (last, "signature does not verify with the registered key")
+    ]
+    assert result.signatures == 0
