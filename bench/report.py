@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from verify import bench_checklist, cache_folder, generate, timed
+from verify import bench_checklist, cache_folder, generate, timed  # type: ignore[import-not-found]  # run as a script beside it
 
 BASELINE = """
 import sqlite3, sys

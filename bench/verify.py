@@ -80,7 +80,8 @@ class Writer:
     """Seals events into one chain and inserts them in large transactions."""
 
     def __init__(self, db: sqlite3.Connection):
-        self.db, self.seq, self.prev, self.batch = db, 0, GENESIS, []
+        self.db, self.seq, self.prev = db, 0, GENESIS
+        self.batch: list[tuple[Any, ...]] = []
         self.clock = 1_700_000_000.0
 
     def add(

@@ -6,11 +6,15 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cdss.catalog import Catalog
 from cdss.session import Session
 from cdss.store.sqlite import open_store
 from tests.conftest import EXAMPLES
+
+if TYPE_CHECKING:
+    from cdss.keys import SigningKey
 
 CATALOG_FOLDER = EXAMPLES / "valid"
 
@@ -28,8 +32,8 @@ class Plan:
     older_adult: bool = False
 
 
-def record(path: Path, plans: list[Plan], *, signer_key: object | None = None) -> list[str]:
-    """Record the sessions in order; returns their ids. ``signer_key``: a cdss.keys.SigningKey."""
+def record(path: Path, plans: list[Plan], *, signer_key: SigningKey | None = None) -> list[str]:
+    """Record the sessions in order; returns their ids."""
     from cdss.keys import signer
 
     ids = []
@@ -63,7 +67,7 @@ def record(path: Path, plans: list[Plan], *, signer_key: object | None = None) -
                 signer(session, signer_key)
                 if signer_key is not None and session.clinician == "dr-lee"
                 else None
-            )  # type: ignore[arg-type]
+            )
             session.complete(sign)
     return ids
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,7 +167,7 @@ def test_a_forged_signature_is_found(store_path: Path) -> None:
     assert event["type"] == "session-signed"
     data = dict(event["data"])  # type: ignore[call-overload]
     data["signature"] = base64.b64encode(bytes(64)).decode()
-    body = {k: v for k, v in event.items() if k != "hash"} | {"data": data}
+    body: dict[str, Any] = {k: v for k, v in event.items() if k != "hash"} | {"data": data}
     forged = body | {"hash": hash_body(body)}
     db.execute(
         "UPDATE events SET event = ?, hash = ? WHERE seq = ?",
