@@ -90,3 +90,14 @@ def event_at(db: sqlite3.Connection, seq: int) -> dict[str, object]:
     value = json.loads(text)
     assert isinstance(value, dict)
     return value
+
+
+def cli(*args: str) -> int:
+    """Run ``cdss ARGS`` in-process through the real entry point; its exit code."""
+    from cdss.cli.main import run
+
+    try:
+        run(list(args))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0

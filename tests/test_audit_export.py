@@ -11,17 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cdss.cli.main import run
-from tests.audit_records import CATALOG_FOLDER, Plan, record
+from tests.audit_records import CATALOG_FOLDER, Plan, cli, record
 from tests.conftest import cdss_command
-
-
-def cli(*args: str) -> int:
-    try:
-        run(list(args))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def export(store: Path, out: Path, *extra: str) -> int:

@@ -10,16 +10,7 @@ import pytest
 
 from cdss.audit.bundle import Selection, export
 from cdss.audit.report import figures, report, store_connection
-from cdss.cli.main import run
-from tests.audit_records import Plan, catalog, record
-
-
-def cli(*args: str) -> int:
-    try:
-        run(list(args))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+from tests.audit_records import Plan, catalog, cli, record
 
 
 @pytest.fixture

@@ -11,25 +11,16 @@ import pytest
 
 from cdss import keys
 from cdss.audit.verify import StoreSource, verify
-from cdss.cli.main import run
 from cdss.errors import InvalidInput, NotFound, UsageError
 from cdss.store import REQUIRE_SIGNATURES
 from cdss.store.sqlite import open_store
-from tests.audit_records import CATALOG_FOLDER, Plan, catalog, record
+from tests.audit_records import CATALOG_FOLDER, Plan, catalog, cli, record
 
 PASSPHRASE = "correct horse battery"
 ANSWERS = {
     "setting-confirmed": "done",
     "infusion-monitoring-planned": {"status": "not-done", "reason": "deferred"},
 }
-
-
-def cli(*args: str) -> int:
-    try:
-        run(list(args))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.fixture
