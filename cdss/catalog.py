@@ -47,7 +47,13 @@ def schema_path(name: str) -> Path:
 
 
 def content_hash(document: dict[str, Any]) -> str:
-    """sha256 (hex) of the RFC 8785 canonical form: formatting never changes it."""
+    """sha256 (hex) of the RFC 8785 canonical form: formatting never changes it.
+
+    The one definition of a content hash in cdss: checklist versions, events and
+    checkpoints are all hashed this way.
+    """
+    import hashlib
+
     import rfc8785
 
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()

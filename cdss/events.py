@@ -9,7 +9,6 @@ these models accept exactly what it does.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Annotated, Any, Literal
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from cdss.catalog import content_hash
 from cdss.checklist import refuse_null
 
 SCHEMA_ID = "urn:cdss:schema:event:1"
@@ -200,8 +200,8 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def hash_body(body: dict[str, Any]) -> str:
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+hash_body = content_hash
+"""An event's hash: the same sha256 of the RFC 8785 form that names a checklist version."""
 
 
 def seal(draft: Draft, seq: int, prev: str) -> Event:

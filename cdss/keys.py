@@ -14,7 +14,6 @@ tests); the CLI prompts for it.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 from cdss.errors import InvalidInput, NotFound, UsageError
 from cdss.events import CompletedEvent, Signed, now
 from cdss.session import check_clinician, signed_payload
+from cdss.store import key_id
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -103,7 +103,7 @@ def create(clinician: str, name: str, passphrase: str, *, folder: Path | None = 
         raise UsageError(f"{clinician} already has a key in {pem_path.parent}; keys are never replaced here")
     private = Ed25519PrivateKey.generate()
     public = _raw_public(private)
-    info = KeyInfo(clinician, printed, hashlib.sha256(public).hexdigest(), public, now())
+    info = KeyInfo(clinician, printed, key_id(public), public, now())
     pem = private.private_bytes(
         Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(passphrase.encode("utf-8"))
     )
@@ -132,7 +132,7 @@ def info(clinician: str, *, folder: Path | None = None) -> KeyInfo:
         found = KeyInfo(raw["clinician"], raw["name"], raw["key_id"], public, raw["created_at"])
     except (OSError, ValueError, KeyError, TypeError):
         raise InvalidInput("is not a cdss key description", file=str(info_path)) from None
-    if hashlib.sha256(public).hexdigest() != found.key_id or found.clinician != clinician:
+    if key_id(public) != found.key_id or found.clinician != clinician:
         raise InvalidInput("key id or clinician does not match the public key", file=str(info_path))
     return found
 

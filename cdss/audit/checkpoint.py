@@ -10,13 +10,13 @@ so a damaged or hand-edited checkpoint is refused rather than trusted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cdss.catalog import content_hash
 from cdss.errors import InvalidInput, UsageError
 from cdss.events import now
 
@@ -43,13 +43,6 @@ class Checkpoint:
         }
 
 
-def digest(body: dict[str, Any]) -> str:
-    """sha256 of the RFC 8785 form of the checkpoint without its digest."""
-    import rfc8785
-
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
-
-
 def take(store_path: Path, out: Path) -> Checkpoint:
     """Write the store's head to ``out`` (refusing to overwrite); the store is only read."""
     from cdss.audit.verify import StoreSource
@@ -66,7 +59,9 @@ def take(store_path: Path, out: Path) -> Checkpoint:
     point = Checkpoint(seq, head, at, now(), str(store_path))
     body = point.body()
     temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps({**body, "digest": digest(body)}, indent=2) + "\n", encoding="utf-8")
+    temporary.write_text(
+        json.dumps({**body, "digest": content_hash(body)}, indent=2) + "\n", encoding="utf-8"
+    )
     os.replace(temporary, out)
     return point
 
@@ -81,7 +76,7 @@ def read(path: Path) -> Checkpoint:
     if not isinstance(value, dict) or set(value) != expected or value["format"] != FORMAT:
         raise InvalidInput(f"is not a cdss checkpoint (expected the keys {sorted(expected)})", file=str(path))
     body = {k: v for k, v in value.items() if k != "digest"}
-    if digest(body) != value["digest"]:
+    if content_hash(body) != value["digest"]:
         raise InvalidInput(
             "checkpoint digest does not match its content (the file was edited)", file=str(path)
         )

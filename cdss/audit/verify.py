@@ -44,7 +44,7 @@ from cdss.errors import CdssError, NotFound
 from cdss.events import GENESIS
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.session import answer_problem, signed_payload
-from cdss.store import RegisteredKey
+from cdss.store import RegisteredKey, key_id
 
 MAX_FINDINGS = 10_000
 """Findings kept in full; beyond this they are counted, so a wrecked store cannot exhaust memory."""
@@ -356,7 +356,7 @@ class _Verifier:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
         for key in self.source.public_keys():
-            if hashlib.sha256(key.public_key).hexdigest() != key.key_id:
+            if key_id(key.public_key) != key.key_id:
                 self.note(
                     None, None, f"registered key {key.key_id[:12]}… is not the sha256 of its public key"
                 )

@@ -67,6 +67,13 @@ class SessionRow:
         }
 
 
+def key_id(public_key: bytes) -> str:
+    """A signing key's id: sha256 (hex) of its raw Ed25519 public key, as signatures name it."""
+    import hashlib
+
+    return hashlib.sha256(public_key).hexdigest()
+
+
 @dataclass(frozen=True)
 class RegisteredKey:
     """A clinician's Ed25519 public key; ``key_id`` is the sha256 (hex) of its raw bytes."""

@@ -28,6 +28,7 @@ from types import TracebackType
 from cdss.errors import CdssError, IntegrityError, InvalidInput, StoreError
 from cdss.events import GENESIS, Event, now, parse_event, seal
 from cdss.store import DraftSource, RegisteredKey, SessionRow
+from cdss.store import key_id as key_id_of
 
 ENV_STORE = "CDSS_STORE"
 APPLICATION_ID = 0x63647373  # "cdss"
@@ -320,9 +321,8 @@ class SqliteStore:
             self._db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
 
     def register_key(self, key_id: str, clinician: str, public_key: bytes) -> None:
-        import hashlib
 
-        if hashlib.sha256(public_key).hexdigest() != key_id:
+        if key_id_of(public_key) != key_id:
             raise InvalidInput(f"key id {key_id} is not the sha256 of the public key given")
         with _translated(self.path):
             self._db.execute("BEGIN IMMEDIATE")
