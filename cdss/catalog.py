@@ -7,7 +7,6 @@ checklist is actually loaded or validated.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence

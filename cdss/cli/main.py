@@ -9,9 +9,7 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -32,6 +30,10 @@ def log_path() -> Path:
 
 
 def _log_unexpected(exc: BaseException) -> Path | None:
+    # Only on the failure path: every command's start-up stays free of these imports.
+    import traceback
+    from datetime import UTC, datetime
+
     path = log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
