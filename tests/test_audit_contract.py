@@ -48,7 +48,7 @@ def events(draw: st.DrawFn) -> Any:
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
 @given(event=events())
 def test_compiled_contract_agrees_with_jsonschema(event: Any) -> None:
@@ -63,6 +63,39 @@ def test_the_body_cut_from_canonical_text_hashes_like_rfc8785(event: dict[str, A
     text = bytes(rfc8785.dumps(event)).decode()
     body = {k: v for k, v in event.items() if k != "hash"}
     assert body_digest(text) == hash_body(body) == reference_digest(event)
+
+
+TRICKY = [
+    ("seq", True),  # a boolean is not an integer
+    ("seq", 2.0),  # but 2.0 is, to JSON Schema
+    ("seq", 0),
+    ("seq", 2**53),
+    ("session", "0" * 32 + "\n"),  # Python's $ allows one final newline, as jsonschema's pattern does
+    ("session", "0" * 31),
+    ("hash", "A" * 64),
+    ("type", "item-answered "),
+    ("extra", 1),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), TRICKY)
+def test_edge_values_are_judged_as_jsonschema_judges_them(key: str, value: Any) -> None:
+    data: dict[str, Any] = {"item": "consent-signed", "status": "not-done", "reason": "deferred"}
+    event: dict[str, Any] = {
+        "seq": 2,
+        "session": "0" * 32,
+        "type": "item-answered",
+        "at": "2026-01-02T03:04:05.000006Z",
+        "actor": "dr-lee",
+        "prev": "a" * 64,
+        "hash": "b" * 64,
+        "data": data,
+    }
+    assert CHECK(event) is None and VALIDATOR.is_valid(event)
+    event[key] = value
+    assert (CHECK(event) is None) == VALIDATOR.is_valid(event), CHECK(event)
+    del data["reason"]  # an optional member absent, the fast key test fails over to the full one
+    assert (CHECK(event) is None) == VALIDATOR.is_valid(event), CHECK(event)
 
 
 def test_unknown_keywords_are_refused_not_skipped() -> None:

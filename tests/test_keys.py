@@ -84,7 +84,7 @@ def test_a_signed_run_shows_the_manifestation_and_verifies(
     assert "signed by Dr A. Lee at 20" in shown
     assert "completed checklist example-walk version 1.0.0 for subject S-0001" in shown
     loaded = catalog()
-    source = StoreSource(store_path, lambda i, v: loaded.load(f"{i}@{v}"))
+    source = StoreSource(store_path, loaded)
     result = verify(source)
     source.close()
     assert result.ok and result.signatures == 1
@@ -166,7 +166,7 @@ def test_a_forged_signature_is_found(store_path: Path) -> None:
     )
     db.close()
     loaded = catalog()
-    source = StoreSource(store_path, lambda i, v: loaded.load(f"{i}@{v}"))
+    source = StoreSource(store_path, loaded)
     result = verify(source)
     source.close()
     assert [(f.seq, f.problem) for f in result.findings] == [

@@ -321,8 +321,8 @@ class BundleSource:
                 file=str(self.path),
             )
 
-    def spec(self) -> tuple[str, str]:
-        return ("bundle", str(self.path))
+    def __reduce__(self) -> tuple[type[BundleSource], tuple[Path]]:
+        return BundleSource, (self.path,)
 
     def close(self) -> None:
         self._files.close()

@@ -22,23 +22,32 @@ checks, in this order:
 Every session's checklist version must exist with its pinned content hash.
 A chain cannot see a cut-off tail on its own: ``Anchor``s (from a checkpoint or
 a bundle the auditor kept) name events the chain must still contain.
+
+With more than one CPU the pass is split by session across processes: each
+reads every row, but for rows of other processes' sessions it only carries the
+chain on (the row's stored hash, without parsing it); everything above is
+checked by the one process whose sessions the row belongs to. Sessions are
+independent, so no check needs another process's state, and each event is
+parsed once. The chain carries the hash each row presents without parsing —
+the store's ``hash`` column, or in a bundle the ``hash`` member of the
+canonical line — so the findings are the same however many processes there are.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from cdss.audit.contract import event_check
-from cdss.audit.signatures import SignatureChecks
-from cdss.catalog import content_hash, schema_path
+from cdss.catalog import Catalog, content_hash, schema_path
 from cdss.checklist import Checklist
 from cdss.errors import CdssError, NotFound
 from cdss.events import GENESIS
@@ -48,6 +57,9 @@ from cdss.store import RegisteredKey, key_id
 
 MAX_FINDINGS = 10_000
 """Findings kept in full; beyond this they are counted, so a wrecked store cannot exhaust memory."""
+
+MAX_WORKERS = 8
+"""Processes a verification is split across, at most (by default one per CPU)."""
 
 Row = tuple[Any, Any, tuple[Any, ...] | None]
 """(position, stored text, the store's own columns (seq, session, type, hash) or None)."""
@@ -81,7 +93,11 @@ class Anchor:
 
 
 class Source(Protocol):
-    """Where events come from: a store file or a bundle."""
+    """Where events come from: a store file or a bundle.
+
+    Sources are pickled to the other processes of a split verification, which
+    open them again (``__reduce__``), so they hold nothing that cannot be reopened.
+    """
 
     name: str
     first_seq: int
@@ -103,10 +119,6 @@ class Source(Protocol):
 
     def after(self, result: Verification) -> Iterable[Finding]:
         """Source-specific checks once the pass is over (a bundle's manifest claims)."""
-        ...
-
-    def spec(self) -> tuple[str, str]:
-        """What another process needs to open the same source again."""
         ...
 
     def close(self) -> None: ...
@@ -231,23 +243,118 @@ class _Trail:
     completion: str | None = None
 
 
-class _Content:
-    """The checks an event needs nothing else for: the schema and its own hash."""
+def _owner(session: Any, parts: int) -> int:
+    """Which of ``parts`` processes checks the events of ``session``: all of a session's go to one."""
+    return ord(session[-1]) % parts if type(session) is str and session else 0
 
-    def __init__(self) -> None:
+
+def _hints(text: Any) -> tuple[str | None, str | None]:
+    """A bundle line's session and hash, found without parsing it.
+
+    In a canonical event ``session`` is the last member holding an object key
+    of that name, and ``hash`` the last of its name (see ``body_digest``); a
+    quote inside a string is escaped, so neither can be faked from inside a
+    value. A line where they are not found belongs to process 0 and breaks the
+    chain after it — the line itself is reported as not canonical.
+    """
+    if type(text) is not str:
+        return None, None
+    cut = text.rfind(',"hash":"')
+    hash_ = text[cut + 9 : cut + 73] if cut >= 0 else None
+    start = text.rfind('"session":"') + 11
+    end = text.find('"', start) if start >= 11 else -1
+    return (text[start:end] if end >= 0 else None), hash_
+
+
+@dataclass
+class _Part:
+    """What one process of a split verification found, for ``_merged``."""
+
+    result: Verification
+    cross_checked: set[str]
+    checklists: set[tuple[str, str, str]]
+
+
+class _Verifier:
+    """One pass over a source, checking the sessions that ``_owner`` gives to ``part``."""
+
+    def __init__(
+        self,
+        source: Source,
+        anchors: Iterable[Anchor],
+        keys: dict[str, tuple[str, bytes]],
+        part: int = 0,
+        parts: int = 1,
+    ):
+        self.source, self.keys, self.part, self.parts = source, keys, part, parts
+        self.result = Verification(source.name)
         self.contract = event_check(schema_path("event.schema.json"))
         self.cross_checked: set[str] = set()
-        self.findings: list[Finding] = []
-        self.more = 0
+        self.next_seq = source.first_seq
+        self.prev: str | None = source.first_prev
+        self.trails: dict[str, _Trail] = {}
+        self.plans: dict[tuple[Any, ...], _Plan | str] = {}
+        self.checklists: dict[tuple[str, str, str], Checklist | str] = {}
+        self.pending: dict[str, list[tuple[int, str, str]]] = {}
+        self.anchors: dict[int, list[Anchor]] = {}
+        for anchor in anchors:
+            self.anchors.setdefault(anchor.seq, []).append(anchor)
+            self.result.anchors.append(f"seq {anchor.seq} must hash to {anchor.hash[:12]}… ({anchor.source})")
+        self.public_keys: dict[str, Any] = {}
 
-    def note(self, seq: int, session: Any, problem: str) -> None:
-        if len(self.findings) < MAX_FINDINGS:
-            self.findings.append(Finding(seq, session if isinstance(session, str) else None, problem))
+    def note(self, seq: int | None, session: Any, problem: str) -> None:
+        if len(self.result.findings) < MAX_FINDINGS:
+            name = session if isinstance(session, str) else None
+            self.result.findings.append(Finding(seq, name, problem))
         else:
-            self.more += 1
+            self.result.more_findings += 1
 
-    def check(self, seq: int, event: dict[str, Any], text: str) -> bool:
-        """Note what is wrong with one event; True when it follows the schema."""
+    # --- the pass ---
+
+    def run(self) -> _Part:
+        for _, text, columns in self.source.rows():
+            self._take(text, columns)
+        self._finish()
+        found = {key for key, value in self.checklists.items() if not isinstance(value, str)}
+        return _Part(self.result, self.cross_checked, found)
+
+    def _take(self, text: Any, columns: tuple[Any, ...] | None) -> None:
+        result = self.result
+        result.events += 1
+        expected = self.next_seq
+        self.next_seq = expected + 1
+        session_hint, link = (columns[1], columns[3]) if columns is not None else _hints(text)
+        if expected == self.source.first_seq:
+            result.first_seq, result.first_hash = expected, link
+        prev, self.prev = self.prev, link
+        anchors = self.anchors.pop(expected, ()) if self.anchors else ()
+        if self.parts > 1 and _owner(session_hint, self.parts) != self.part:
+            return
+        try:
+            event = json.loads(text)
+        except (TypeError, ValueError):
+            event = None
+        if not isinstance(event, dict):
+            self.note(expected, session_hint, "not a JSON event (unreadable row)")
+            return
+        seq, session, stored_hash = event.get("seq"), event.get("session"), event.get("hash")
+        well_formed = self._check_content(expected, event, text)
+        if seq != expected:
+            self.note(expected, session, f"sequence number {seq!r} where {expected} belongs")
+        if event.get("prev") != prev:
+            self.note(expected, session, "previous-hash link broken (an event before it is missing, "
+                      "inserted, reordered or altered)")  # fmt: skip
+        if columns is not None and columns[:4] != (seq, session, event.get("type"), stored_hash):
+            self.note(expected, session, "the store's seq/session/type/hash columns disagree with the event")
+        for anchor in anchors:
+            if stored_hash != anchor.hash:
+                self.note(expected, session, f"differs from the event {anchor.source} recorded at this seq")
+        if well_formed:
+            with suppress(KeyError, TypeError, AttributeError, IndexError):
+                self._follow(event, expected)
+
+    def _check_content(self, seq: int, event: dict[str, Any], text: str) -> bool:
+        """The schema and the event's own hash; True when it follows the schema."""
         session = event.get("session")
         problem = self.contract(event)
         if problem:
@@ -263,6 +370,7 @@ class _Content:
         return problem is None
 
     def _cross_check(self, event: dict[str, Any], seq: int) -> None:
+        """The first event of each type also goes through jsonschema, so the compiled contract is checked."""
         import jsonschema
 
         self.cross_checked.add(event["type"])
@@ -270,144 +378,6 @@ class _Content:
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(event))
         if error is not None:
             self.note(seq, event.get("session"), f"does not match the event schema: {error.message}")
-
-
-def content_pass(spec: tuple[str, str]) -> tuple[list[Finding], int, int]:
-    """Schema and own-hash checks over a whole source, in a process of its own.
-
-    Run beside the main pass (which then checks only the chain and the
-    sessions), so a second CPU shares the work; returns the findings, how many
-    were not kept, and how many event types jsonschema cross-checked.
-    """
-    source = open_spec(spec)
-    content = _Content()
-    try:
-        seq = source.first_seq
-        for _, text, _ in source.rows():
-            try:
-                event = json.loads(text)
-            except (TypeError, ValueError):
-                event = None
-            if isinstance(event, dict):
-                content.check(seq, event, text)
-            seq += 1
-    finally:
-        source.close()
-    return content.findings, content.more, len(content.cross_checked)
-
-
-def open_spec(spec: tuple[str, str]) -> Source:
-    """A source again, from what ``Source.spec()`` returned (in another process)."""
-    kind, path = spec
-    if kind == "bundle":
-        from cdss.audit.bundle import BundleSource
-
-        return BundleSource(Path(path))
-    return StoreSource(Path(path))
-
-
-class _Verifier:
-    def __init__(self, source: Source, anchors: Iterable[Anchor]):
-        self.source = source
-        self.result = Verification(source.name)
-        self.content = _Content()
-        self.split: Future[tuple[list[Finding], int, int]] | None = None
-        self.next_seq = source.first_seq
-        self.prev: str | None = source.first_prev
-        self.trails: dict[str, _Trail] = {}
-        self.plans: dict[tuple[Any, ...], _Plan | str] = {}
-        self.checklists: dict[tuple[str, str, str], Checklist | str] = {}
-        self.pending: dict[str, list[tuple[int, str, str]]] = {}
-        self.anchors: dict[int, list[Anchor]] = {}
-        for anchor in anchors:
-            self.anchors.setdefault(anchor.seq, []).append(anchor)
-            self.result.anchors.append(f"seq {anchor.seq} must hash to {anchor.hash[:12]}… ({anchor.source})")
-        self.keys: dict[str, tuple[str, bytes]] = {}
-        self.signatures = SignatureChecks()
-
-    # --- findings ---
-
-    def note(self, seq: int | None, session: Any, problem: str) -> None:
-        if len(self.result.findings) < MAX_FINDINGS:
-            name = session if isinstance(session, str) else None
-            self.result.findings.append(Finding(seq, name, problem))
-        else:
-            self.result.more_findings += 1
-
-    # --- the pass ---
-
-    def run(self) -> Verification:
-        self._load_keys()
-        pool = None
-        if (os.cpu_count() or 1) > 1:
-            pool = ProcessPoolExecutor(max_workers=1)
-            self.split = pool.submit(content_pass, self.source.spec())
-        try:
-            for position, text, columns in self.source.rows():
-                self._take(position, text, columns)
-            self._finish()
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        self.result.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
-        return self.result
-
-    def _load_keys(self) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-        for key in self.source.public_keys():
-            if key_id(key.public_key) != key.key_id:
-                self.note(
-                    None, None, f"registered key {key.key_id[:12]}… is not the sha256 of its public key"
-                )
-                continue
-            try:
-                Ed25519PublicKey.from_public_bytes(key.public_key)
-                self.keys[key.key_id] = (key.clinician, key.public_key)
-            except ValueError:
-                self.note(None, None, f"registered key {key.key_id[:12]}… is not an Ed25519 public key")
-        self.result.keys = len(self.keys)
-
-    def _take(self, position: Any, text: Any, columns: tuple[Any, ...] | None) -> None:
-        result = self.result
-        result.events += 1
-        expected = self.next_seq
-        if result.first_seq is None:
-            result.first_seq = expected
-        try:
-            event = json.loads(text)
-        except (TypeError, ValueError):
-            event = None
-        if not isinstance(event, dict):
-            self.note(expected, columns[1] if columns else None, "not a JSON event (unreadable row)")
-            self._advance(expected, columns[3] if columns else None)
-            return
-        seq, session = event.get("seq"), event.get("session")
-        well_formed = True if self.split is not None else self.content.check(expected, event, text)
-        stored_hash = event.get("hash")
-        if seq != expected:
-            self.note(expected, session, f"sequence number {seq!r} where {expected} belongs")
-        if event.get("prev") != self.prev:
-            self.note(expected, session, "previous-hash link broken (an event before it is missing, "
-                      "inserted, reordered or altered)")  # fmt: skip
-        if columns is not None and columns[:4] != (seq, session, event.get("type"), stored_hash):
-            self.note(expected, session, "the store's seq/session/type/hash columns disagree with the event")
-        if self.anchors:
-            for anchor in self.anchors.pop(expected, ()):
-                if stored_hash != anchor.hash:
-                    self.note(
-                        expected, session, f"differs from the event {anchor.source} recorded at this seq"
-                    )
-        if well_formed:
-            # Not the schema's shape (when the content pass checks it): it reports that.
-            with suppress(KeyError, TypeError, AttributeError, IndexError):
-                self._follow(event, expected)
-        self._advance(expected, stored_hash if isinstance(stored_hash, str) else None)
-
-    def _advance(self, seq: int, hash_: str | None) -> None:
-        if seq == self.source.first_seq:
-            self.result.first_hash = hash_
-        self.next_seq, self.prev = seq + 1, hash_
 
     # --- sessions ---
 
@@ -487,7 +457,23 @@ class _Verifier:
         if clinician != event["actor"]:
             self.note(seq, session, f"signed by {event['actor']} with a key registered to {clinician}")
         payload = _payload(data["signs"], data["name"], data["meaning"], event["at"])
-        self.signatures.add(seq, session, public_key, data["signature"], payload)
+        if self._signature_holds(data["key"], public_key, data["signature"], payload):
+            self.result.signatures += 1
+        else:
+            self.note(seq, session, "signature does not verify with the registered key")
+
+    def _signature_holds(self, key: str, public_key: bytes, signature: str, payload: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        verifier = self.public_keys.get(key)
+        if verifier is None:
+            verifier = self.public_keys[key] = Ed25519PublicKey.from_public_bytes(public_key)
+        try:
+            verifier.verify(base64.b64decode(signature, validate=True), payload)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
 
     def _plan(self, data: dict[str, Any], seq: int, session: str) -> _Plan | None:
         pinned = data["checklist"]
@@ -538,34 +524,19 @@ class _Verifier:
 
     def _finish(self) -> None:
         result = self.result
-        content = self.content
-        if self.split is not None:
-            findings, more, cross_checked = self.split.result()
-        else:
-            findings, more, cross_checked = content.findings, content.more, len(content.cross_checked)
-        for finding in findings:
-            self.note(finding.seq, finding.session, finding.problem)
-        result.more_findings += more
-        result.schema_cross_checked = cross_checked
         if result.events:
             result.last_seq, result.head = self.next_seq - 1, self.prev
-        for seq in sorted(self.anchors):
-            for anchor in self.anchors[seq]:
-                self.note(seq, None, f"{anchor.source} recorded an event at seq {seq}, but the chain ends at "
-                          f"{result.last_seq or 0}: events were cut off the end")  # fmt: skip
+        if self.part == 0:
+            for seq in sorted(self.anchors):
+                for anchor in self.anchors[seq]:
+                    self.note(seq, None, f"{anchor.source} recorded an event at seq {seq}, but the chain "
+                              f"ends at {result.last_seq or 0}: events were cut off the end")  # fmt: skip
         self._check_amendments()
-        failed = 0
-        for seq, session in self.signatures.failures():
-            failed += 1
-            self.note(seq, session, "signature does not verify with the registered key")
-        result.signatures = self.signatures.count - failed
-        for finding in self.source.after(result):
-            self.note(finding.seq, finding.session, finding.problem)
-        counts: dict[str, int] = {}
         for trail in self.trails.values():
-            counts[trail.status] = counts.get(trail.status, 0) + 1
-        result.sessions = counts
+            result.sessions[trail.status] = result.sessions.get(trail.status, 0) + 1
         for session in sorted(self.source.selected or ()):
+            if _owner(session, self.parts) != self.part:
+                continue
             selected = self.trails.get(session)
             if selected is None or selected.status == "partial":
                 self.note(
@@ -594,9 +565,93 @@ class _Verifier:
                               "answer of that item in this session")  # fmt: skip
 
 
-def verify(source: Source, anchors: Iterable[Anchor] = ()) -> Verification:
-    """Check everything about ``source``; never raises for what it finds, only reports it."""
-    return _Verifier(source, anchors).run()
+def verify(source: Source, anchors: Iterable[Anchor] = (), workers: int | None = None) -> Verification:
+    """Check everything about ``source``; never raises for what it finds, only reports it.
+
+    ``workers`` processes share the pass (default: one per CPU, at most
+    ``MAX_WORKERS``); this process takes the first share itself.
+    """
+    anchors = tuple(anchors)
+    keys, key_findings = _registered_keys(source)
+    parts = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
+    if parts == 1:
+        found = [_Verifier(source, anchors, keys).run()]
+    else:
+        pool = ProcessPoolExecutor(max_workers=parts - 1)
+        try:
+            others = [pool.submit(_run_part, source, anchors, keys, k, parts) for k in range(1, parts)]
+            found = [_Verifier(source, anchors, keys, 0, parts).run(), *(o.result() for o in others)]
+        finally:
+            pool.shutdown(cancel_futures=True)
+    result = _merged(found, key_findings, len(keys))
+    after = list(source.after(result))
+    _keep(result, after)
+    return result
+
+
+def _run_part(
+    source: Source, anchors: tuple[Anchor, ...], keys: dict[str, tuple[str, bytes]], part: int, parts: int
+) -> _Part:
+    try:
+        return _Verifier(source, anchors, keys, part, parts).run()
+    finally:
+        source.close()
+
+
+def _registered_keys(source: Source) -> tuple[dict[str, tuple[str, bytes]], list[Finding]]:
+    """The usable keys by id, as (clinician, raw public key); and what is wrong with the others."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    keys: dict[str, tuple[str, bytes]] = {}
+    findings = []
+    for key in source.public_keys():
+        if key_id(key.public_key) != key.key_id:
+            findings.append(
+                Finding(None, None, f"registered key {key.key_id[:12]}… is not the sha256 of its public key")
+            )
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(key.public_key)
+        except ValueError:
+            findings.append(
+                Finding(None, None, f"registered key {key.key_id[:12]}… is not an Ed25519 public key")
+            )
+            continue
+        keys[key.key_id] = (key.clinician, key.public_key)
+    return keys, findings
+
+
+def _merged(parts: list[_Part], key_findings: list[Finding], keys: int) -> Verification:
+    """One verification from its parts: every part saw every row, each checked its own sessions."""
+    first = parts[0].result
+    result = Verification(
+        first.source,
+        events=first.events,
+        first_seq=first.first_seq,
+        last_seq=first.last_seq,
+        head=first.head,
+        first_hash=first.first_hash,
+        anchors=first.anchors,
+        keys=keys,
+        checklists=len(set().union(*(part.checklists for part in parts))),
+        schema_cross_checked=len(set().union(*(part.cross_checked for part in parts))),
+    )
+    findings = key_findings + [finding for part in parts for finding in part.result.findings]
+    findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
+    _keep(result, findings)
+    for part in parts:
+        result.more_findings += part.result.more_findings
+        result.signatures += part.result.signatures
+        result.amendments += part.result.amendments
+        for status, count in part.result.sessions.items():
+            result.sessions[status] = result.sessions.get(status, 0) + count
+    return result
+
+
+def _keep(result: Verification, findings: list[Finding]) -> None:
+    room = max(0, MAX_FINDINGS - len(result.findings))
+    result.findings += findings[:room]
+    result.more_findings += len(findings) - len(findings[:room])
 
 
 # --- the store as a source ----------------------------------------------------------
@@ -614,7 +669,7 @@ class StoreSource:
     first_prev = GENESIS
     selected: frozenset[str] | None = None
 
-    def __init__(self, path: Path, catalog: Callable[[str, str], Checklist] | None = None):
+    def __init__(self, path: Path, catalog: Catalog | None = None):
         from cdss.store.sqlite import open_read_only
 
         self.path = path
@@ -625,8 +680,8 @@ class StoreSource:
     def close(self) -> None:
         self.db.close()
 
-    def spec(self) -> tuple[str, str]:
-        return ("store", str(self.path))
+    def __reduce__(self) -> tuple[type[StoreSource], tuple[Path, Catalog | None]]:
+        return StoreSource, (self.path, self._catalog)
 
     def rows(self) -> Iterator[Row]:
         from cdss.store.sqlite import _translated
@@ -670,4 +725,4 @@ class StoreSource:
     def checklist(self, checklist_id: str, version: str) -> Checklist:
         if self._catalog is None:
             raise NotFound(f"no catalog to find {checklist_id}@{version} in")
-        return self._catalog(checklist_id, version)
+        return self._catalog.load(f"{checklist_id}@{version}")

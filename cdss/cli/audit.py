@@ -56,8 +56,7 @@ def open_source(bundle: Path | None, store: Path | None, folders: list[Path] | N
         return BundleSource(bundle)
     from cdss.audit.verify import StoreSource
 
-    catalog = open_catalog(folders)
-    return StoreSource(store_path(store), lambda i, v: catalog.load(f"{i}@{v}"))
+    return StoreSource(store_path(store), open_catalog(folders))
 
 
 def anchors_from(path: Path) -> list[Anchor]:
