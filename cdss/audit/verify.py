@@ -41,7 +41,6 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -312,24 +311,36 @@ class _Verifier:
     # --- the pass ---
 
     def run(self) -> _Part:
+        result, parts, part = self.result, self.parts, self.part
+        first = self.source.first_seq
         for _, text, columns in self.source.rows():
-            self._take(text, columns)
+            session_hint, link = (columns[1], columns[3]) if columns is not None else _hints(text)
+            expected = self.next_seq
+            self.next_seq = expected + 1
+            if expected == first:
+                result.first_seq, result.first_hash = expected, link
+            prev, self.prev = self.prev, link
+            anchors = self.anchors.pop(expected, ()) if self.anchors else ()
+            if parts == 1 or _owner(session_hint, parts) == part:
+                self._take(
+                    expected, text, columns=columns, session_hint=session_hint, prev=prev, anchors=anchors
+                )
+        result.events = self.next_seq - first
         self._finish()
         found = {key for key, value in self.checklists.items() if not isinstance(value, str)}
-        return _Part(self.result, self.cross_checked, found)
+        return _Part(result, self.cross_checked, found)
 
-    def _take(self, text: Any, columns: tuple[Any, ...] | None) -> None:
-        result = self.result
-        result.events += 1
-        expected = self.next_seq
-        self.next_seq = expected + 1
-        session_hint, link = (columns[1], columns[3]) if columns is not None else _hints(text)
-        if expected == self.source.first_seq:
-            result.first_seq, result.first_hash = expected, link
-        prev, self.prev = self.prev, link
-        anchors = self.anchors.pop(expected, ()) if self.anchors else ()
-        if self.parts > 1 and _owner(session_hint, self.parts) != self.part:
-            return
+    def _take(
+        self,
+        expected: int,
+        text: Any,
+        *,
+        columns: tuple[Any, ...] | None,
+        session_hint: Any,
+        prev: str | None,
+        anchors: Iterable[Anchor],
+    ) -> None:
+        """Every check of one event of this process's sessions; ``prev`` is the link before it."""
         try:
             event = json.loads(text)
         except (TypeError, ValueError):
@@ -350,8 +361,10 @@ class _Verifier:
             if stored_hash != anchor.hash:
                 self.note(expected, session, f"differs from the event {anchor.source} recorded at this seq")
         if well_formed:
-            with suppress(KeyError, TypeError, AttributeError, IndexError):
+            try:  # noqa: SIM105 — contextlib.suppress would cost an object per event
                 self._follow(event, expected)
+            except (KeyError, TypeError, AttributeError, IndexError):
+                pass  # not the schema's shape after all: the schema check has reported it
 
     def _check_content(self, seq: int, event: dict[str, Any], text: str) -> bool:
         """The schema and the event's own hash; True when it follows the schema."""
