@@ -151,6 +151,16 @@ def test_bad_run_input_is_one_line_and_writes_nothing(
 def test_store_problems(cdss, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = cdss("sessions", "--store", str(tmp_path / "nowhere" / "r.sqlite3"))
     assert (missing.code, "does not exist" in missing.err) == (1, True)
+    not_yet = tmp_path / "r.sqlite3"
+    for command in (
+        ["sessions"],
+        ["record", "0a1b2c3d"],
+        ["resume", "0a1b2c3d"],
+        ["abandon", "0a1b2c3d", "--reason", "x"],
+    ):
+        result = cdss(*command, "--store", str(not_yet))
+        assert (result.code, "no sessions have been recorded there" in result.err) == (1, True), result.err
+    assert not not_yet.exists()  # looking at records never creates a store
     not_a_store = tmp_path / "notes.txt"
     not_a_store.write_text("hello")
     result = cdss(*WALK, *WHO, "--answers", answers(tmp_path, ALL), "--store", str(not_a_store))
@@ -218,7 +228,8 @@ def test_sessions_filters(cdss, tmp_path: Path) -> None:  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize("command", ["record", "resume", "abandon"])
-def test_unknown_session_ids(cdss, command: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_session_ids(cdss, command: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cdss(*WALK, *WHO, "--answers", answers(tmp_path, ALL)).code == 0
     extra = ["--reason", "x"] if command == "abandon" else []
     unknown = cdss(command, "abcdef0123", *extra)
     assert (unknown.code, "no session abcdef0123" in unknown.err) == (1, True)

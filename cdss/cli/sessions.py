@@ -72,9 +72,14 @@ def _signer(session: Session, key: SigningKey | None) -> Signer | None:
     return signer(session, key) if key is not None else None
 
 
-def _open(store: Path | None) -> SqliteStore:
-    from cdss.store.sqlite import SqliteStore
+def _open(store: Path | None, *, create: bool = False) -> SqliteStore:
+    """The store; only ``cdss run`` may create it: the other commands work on sessions already there."""
+    from cdss.errors import NotFound
+    from cdss.store.sqlite import SqliteStore, default_path
 
+    path = store if store is not None else default_path()
+    if not create and not path.exists():
+        raise NotFound(f"store {path} does not exist: no sessions have been recorded there")
     return SqliteStore(store)
 
 
@@ -153,7 +158,7 @@ def run(
     check_clinician(clinician)
     given = read_answers(answers, checklist, plan(checklist, context)) if answers else None
     key = unlock_key(clinician) if sign else None
-    with _open(store) as opened:
+    with _open(store, create=True) as opened:
         if key is not None:
             require_registered(opened, key)
         elif given is not None and len(given) == len(plan(checklist, context)):
