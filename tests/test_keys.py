@@ -173,3 +173,45 @@ def test_a_forged_signature_is_found(store_path: Path) -> None:
         (last, "signature does not verify with the registered key")
     ]
     assert result.signatures == 0
+
+
+def test_a_signed_checkpoint_names_its_signer_and_refuses_a_forgery(
+    store_path: Path, tmp_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's 'signed checkpoint': only the auditor's key can vouch for the head it names."""
+    assert run_walk(store_path, answers) == 0
+    assert cli("keys", "init", "--clinician", "qa-ortiz", "--name", "R. Ortiz (QA)") == 0
+    point = tmp_path / "head.json"
+    assert (
+        cli("audit", "checkpoint", "--out", str(point), "--store", str(store_path), "--sign", "qa-ortiz") == 0
+    )
+    assert "signed by R. Ortiz (QA)" in capsys.readouterr().out
+    against = ["audit", "verify", "--store", str(store_path), "--against", str(point)]
+    assert cli(*against, "--checklists", str(CATALOG_FOLDER)) == 0
+    assert "the key this machine holds for qa-ortiz" in capsys.readouterr().out
+
+    # A tamperer who cuts the tail and rewrites the checkpoint to an earlier head, digest and all,
+    # cannot make the signature cover it.
+    from cdss.catalog import content_hash
+
+    written = json.loads(point.read_text())
+    body = {k: v for k, v in written.items() if k not in ("digest", "signature")}
+    body["seq"] -= 1
+    point.write_text(json.dumps({**body, "digest": content_hash(body), "signature": written["signature"]}))
+    assert cli(*against) == 1
+    assert "checkpoint signature does not verify" in capsys.readouterr().err
+
+    # Re-signed with another key under the auditor's id: refused, the machine knows the real key.
+    other = tmp_path / "other-keys"
+    forged = keys.unlock("qa-ortiz", folder=_impostor(other))
+    from cdss.audit.checkpoint import take
+
+    point.unlink()
+    take(store_path, point, forged)
+    assert cli(*against) == 1
+    assert "not with qa-ortiz's key on this machine" in capsys.readouterr().err
+
+
+def _impostor(folder: Path) -> Path:
+    keys.create("qa-ortiz", "R. Ortiz (QA)", PASSPHRASE, folder=folder)
+    return folder

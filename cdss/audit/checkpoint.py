@@ -6,19 +6,29 @@ chain. An auditor who keeps a checkpoint (outside the clinic's control) can
 later require the store to still hold that exact event at that ``seq``
 (``cdss audit verify --against CHECKPOINT``). The file carries its own digest,
 so a damaged or hand-edited checkpoint is refused rather than trusted.
+
+A digest anyone can recompute; a signature only the key's holder can make. A
+checkpoint signed with the auditor's own key (``--sign ID``, a key from
+``cdss keys init``) cannot be replaced by one that names an earlier head without
+the signer changing: verification names the signer and the key, and says
+whether the key is the one this machine holds for that id.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdss.catalog import content_hash
 from cdss.errors import InvalidInput, UsageError
 from cdss.events import now
+
+if TYPE_CHECKING:
+    from cdss.keys import SigningKey
 
 FORMAT = "urn:cdss:checkpoint:1"
 
@@ -31,6 +41,8 @@ class Checkpoint:
     """The head event's own time."""
     taken_at: str
     store: str
+    signed_by: str | None = None
+    """Who signed it, for a person: printed name, id and key id; None when it is not signed."""
 
     def body(self) -> dict[str, Any]:
         return {
@@ -43,8 +55,13 @@ class Checkpoint:
         }
 
 
-def take(store_path: Path, out: Path) -> Checkpoint:
-    """Write the store's head to ``out`` (refusing to overwrite); the store is only read."""
+def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoint:
+    """Write the store's head to ``out`` (refusing to overwrite), signed with ``key`` if given.
+
+    The store is only read.
+    """
+    import rfc8785
+
     from cdss.audit.verify import StoreSource
 
     if out.exists():
@@ -58,30 +75,84 @@ def take(store_path: Path, out: Path) -> Checkpoint:
         source.close()
     point = Checkpoint(seq, head, at, now(), str(store_path))
     body = point.body()
+    written: dict[str, Any] = {**body, "digest": content_hash(body)}
+    if key is not None:
+        written["signature"] = {
+            "signer": key.info.clinician,
+            "name": key.info.name,
+            "key_id": key.info.key_id,
+            "public_key": base64.b64encode(key.info.public_key).decode(),
+            "signature": base64.b64encode(key.private.sign(rfc8785.dumps(body))).decode(),
+        }
+        point = Checkpoint(seq, head, at, point.taken_at, point.store, _signer(written["signature"]))
     temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(
-        json.dumps({**body, "digest": content_hash(body)}, indent=2) + "\n", encoding="utf-8"
-    )
+    temporary.write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, out)
     return point
 
 
 def read(path: Path) -> Checkpoint:
-    """A checkpoint file, its digest checked; ``InvalidInput`` for anything else."""
+    """A checkpoint file, its digest and any signature checked; ``InvalidInput`` for anything else."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"is not a readable checkpoint: {error}", file=str(path)) from None
     expected = {"format", "store", "seq", "hash", "at", "taken_at", "digest"}
-    if not isinstance(value, dict) or set(value) != expected or value["format"] != FORMAT:
+    if (
+        not isinstance(value, dict)
+        or not expected <= set(value) <= expected | {"signature"}
+        or value["format"] != FORMAT
+    ):
         raise InvalidInput(f"is not a cdss checkpoint (expected the keys {sorted(expected)})", file=str(path))
-    body = {k: v for k, v in value.items() if k != "digest"}
+    body = {k: v for k, v in value.items() if k not in ("digest", "signature")}
     if content_hash(body) != value["digest"]:
         raise InvalidInput(
             "checkpoint digest does not match its content (the file was edited)", file=str(path)
         )
     if not isinstance(value["seq"], int) or not isinstance(value["hash"], str):
         raise InvalidInput("checkpoint seq or hash has the wrong type", file=str(path))
+    signed_by = _check_signature(value["signature"], body, path) if "signature" in value else None
     return Checkpoint(
-        value["seq"], value["hash"], str(value["at"]), str(value["taken_at"]), str(value["store"])
+        value["seq"], value["hash"], str(value["at"]), str(value["taken_at"]), str(value["store"]), signed_by
     )
+
+
+def _signer(signature: dict[str, str]) -> str:
+    return f"{signature['name']} ({signature['signer']}, key {signature['key_id'][:12]}…)"
+
+
+def _check_signature(signature: Any, body: dict[str, Any], path: Path) -> str:
+    """Who signed, once the signature verifies; whether this machine holds that signer's key too."""
+    import rfc8785
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from cdss import keys
+    from cdss.errors import CdssError
+    from cdss.store import key_id
+
+    fields = {"signer", "name", "key_id", "public_key", "signature"}
+    try:
+        if not isinstance(signature, dict) or set(signature) != fields:
+            raise ValueError
+        public = base64.b64decode(signature["public_key"], validate=True)
+        if key_id(public) != signature["key_id"]:
+            raise ValueError
+        Ed25519PublicKey.from_public_bytes(public).verify(
+            base64.b64decode(signature["signature"], validate=True), rfc8785.dumps(body)
+        )
+    except (ValueError, TypeError, InvalidSignature):
+        raise InvalidInput(
+            "checkpoint signature does not verify (the file was edited or re-signed badly)", file=str(path)
+        ) from None
+    try:
+        own = keys.info(signature["signer"])
+    except CdssError:
+        return f"{_signer(signature)}; no key for {signature['signer']} on this machine to compare"
+    if own.key_id != signature["key_id"]:
+        raise InvalidInput(
+            f"checkpoint is signed as {signature['signer']}, but not with {signature['signer']}'s key on "
+            f"this machine ({own.key_id[:12]}…)",
+            file=str(path),
+        )
+    return f"{_signer(signature)}, the key this machine holds for {signature['signer']}"

@@ -67,7 +67,8 @@ def anchors_from(path: Path) -> list[Anchor]:
     if path.is_dir() or path.suffix == ".zip":
         return bundle.anchors(path)
     point = checkpoint.read(path)
-    return [Anchor(point.seq, point.hash, f"checkpoint {path} taken {point.taken_at}")]
+    signed = f", signed by {point.signed_by}" if point.signed_by else ", not signed"
+    return [Anchor(point.seq, point.hash, f"checkpoint {path} taken {point.taken_at}{signed}")]
 
 
 def _show(result: Verification, json: bool) -> None:
@@ -122,12 +123,19 @@ def verify_command(
 def checkpoint_command(
     out: Annotated[Path, typer.Option(metavar="FILE", help="Where to write the checkpoint (a new file).")],
     store: StorePath = None,
+    sign: Annotated[
+        str | None,
+        typer.Option(metavar="ID", help="Sign it with this person's key (from `cdss keys init`)."),
+    ] = None,
 ) -> None:
     """Write the store's head (seq, hash, time) to a file for the auditor to keep."""
     from cdss.audit.checkpoint import take
+    from cdss.cli.sessions import unlock_key
 
-    point = take(store_path(store), out)
-    line(f"checkpoint {out}: seq {point.seq} hash {point.hash} ({point.at or 'empty store'})")
+    key = unlock_key(sign) if sign is not None else None
+    point = take(store_path(store), out, key)
+    signed = f"; signed by {point.signed_by}" if point.signed_by else ""
+    line(f"checkpoint {out}: seq {point.seq} hash {point.hash} ({point.at or 'empty store'}){signed}")
 
 
 @audit.command("require-signatures")
