@@ -117,3 +117,31 @@ def test_the_fast_signed_payload_is_the_rfc8785_one(name: str, meaning: str) -> 
             _payload(signs, name, meaning, at)
         return
     assert _payload(signs, name, meaning, at) == expected
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        json_values.map(json.dumps),
+        json_values.map(lambda v: f" {json.dumps(v)}\n"),
+        json_values.map(lambda v: json.dumps(v) + "x"),
+        st.text(max_size=20),
+    )
+)
+def test_the_fast_parse_is_json_loads(text: str) -> None:
+    from cdss.audit.verify import _parse
+
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _parse(text)
+        return
+    assert _parse(text) == expected or (expected != expected)  # noqa: PLR0124  # NaN is never equal

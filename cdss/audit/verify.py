@@ -39,7 +39,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +242,25 @@ class _Trail:
     completion: str | None = None
 
 
+_scan: Callable[[Any, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _parse(text: Any) -> Any:
+    """``json.loads``, minus its Python-level wrapping when the text is one JSON value and nothing else.
+
+    ``json.loads`` runs this same scanner after stripping whitespace; anything
+    the shortcut does not take whole (whitespace, bytes, an error) goes to
+    ``json.loads`` itself, so the answer, or the error, is the same.
+    """
+    try:
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, TypeError, ValueError):
+        pass
+    return json.loads(text)
+
+
 def _owner(session: Any, parts: int) -> int:
     """Which of ``parts`` processes checks the events of ``session``: all of a session's go to one."""
     return ord(session[-1]) % parts if type(session) is str and session else 0
@@ -342,7 +361,7 @@ class _Verifier:
     ) -> None:
         """Every check of one event of this process's sessions; ``prev`` is the link before it."""
         try:
-            event = json.loads(text)
+            event = _parse(text)
         except (TypeError, ValueError):
             event = None
         if not isinstance(event, dict):
