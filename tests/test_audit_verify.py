@@ -202,6 +202,31 @@ def test_a_cut_off_tail_is_found_only_against_a_checkpoint(
     assert [f.seq for f in result.findings] == [point.seq]
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda text: text[: len(text) // 2], "is not a readable checkpoint"),
+        (lambda text: text.replace('"seq": ', '"seq": 1', 1), "digest does not match its content"),
+        (lambda text: json.dumps({**json.loads(text), "store": 1e400}), "has no canonical form"),
+        (lambda text: text.replace('"digest"', '"extra": 1, "digest"', 1), "is not a cdss checkpoint"),
+        (lambda text: "[]", "is not a cdss checkpoint"),
+        (lambda text: text.replace("}", ', "signature": 5}'), "checkpoint signature does not verify"),
+    ],
+)
+def test_a_bad_checkpoint_is_one_clear_line(
+    store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, message: str
+) -> None:
+    record(store_path, [Plan()])
+    point = tmp_path / "checkpoint.json"
+    take(store_path, point)
+    point.write_text(change(point.read_text()))
+    with pytest.raises(SystemExit) as exit_:
+        run(["audit", "verify", "--store", str(store_path), "--against", str(point)])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert message in err and str(point) in err and "Traceback" not in err
+
+
 def test_illegal_sequences_are_named(store_path: Path) -> None:
     ids = record(store_path, [Plan("open"), Plan()])
     db = tamper(store_path)

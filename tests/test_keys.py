@@ -190,11 +190,16 @@ def test_a_signed_checkpoint_names_its_signer_and_refuses_a_forgery(
     assert cli(*against, "--checklists", str(CATALOG_FOLDER)) == 0
     assert "the key this machine holds for qa-ortiz" in capsys.readouterr().out
 
-    # A tamperer who cuts the tail and rewrites the checkpoint to an earlier head, digest and all,
-    # cannot make the signature cover it.
+    # The signer's printed name is covered too.
     from cdss.catalog import content_hash
 
     written = json.loads(point.read_text())
+    point.write_text(json.dumps({**written, "signature": {**written["signature"], "name": "Someone Else"}}))
+    assert cli(*against) == 1
+    assert "checkpoint signature does not verify" in capsys.readouterr().err
+
+    # A tamperer who cuts the tail and rewrites the checkpoint to an earlier head, digest and all,
+    # cannot make the signature cover it.
     body = {k: v for k, v in written.items() if k not in ("digest", "signature")}
     body["seq"] -= 1
     point.write_text(json.dumps({**body, "digest": content_hash(body), "signature": written["signature"]}))

@@ -60,8 +60,6 @@ def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoi
 
     The store is only read.
     """
-    import rfc8785
-
     from cdss.audit.verify import StoreSource
 
     if out.exists():
@@ -77,14 +75,13 @@ def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoi
     body = point.body()
     written: dict[str, Any] = {**body, "digest": content_hash(body)}
     if key is not None:
+        claim = {"signer": key.info.clinician, "name": key.info.name, "key_id": key.info.key_id}
         written["signature"] = {
-            "signer": key.info.clinician,
-            "name": key.info.name,
-            "key_id": key.info.key_id,
+            **claim,
             "public_key": base64.b64encode(key.info.public_key).decode(),
-            "signature": base64.b64encode(key.private.sign(rfc8785.dumps(body))).decode(),
+            "signature": base64.b64encode(key.private.sign(_signed_bytes(body, claim))).decode(),
         }
-        point = Checkpoint(seq, head, at, point.taken_at, point.store, _signer(written["signature"]))
+        point = Checkpoint(seq, head, at, point.taken_at, point.store, _signer(claim))
     temporary = out.with_name(f".{out.name}.tmp")
     temporary.write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, out)
@@ -105,7 +102,13 @@ def read(path: Path) -> Checkpoint:
     ):
         raise InvalidInput(f"is not a cdss checkpoint (expected the keys {sorted(expected)})", file=str(path))
     body = {k: v for k, v in value.items() if k not in ("digest", "signature")}
-    if content_hash(body) != value["digest"]:
+    try:
+        digest = content_hash(body)
+    except Exception:  # rfc8785 refuses what JSON allows: huge numbers, lone surrogates
+        raise InvalidInput(
+            "is not a cdss checkpoint (a value has no canonical form)", file=str(path)
+        ) from None
+    if digest != value["digest"]:
         raise InvalidInput(
             "checkpoint digest does not match its content (the file was edited)", file=str(path)
         )
@@ -117,13 +120,19 @@ def read(path: Path) -> Checkpoint:
     )
 
 
+def _signed_bytes(body: dict[str, Any], claim: dict[str, str]) -> bytes:
+    """What a checkpoint signature covers: the head, and who claims to have signed it (RFC 8785)."""
+    import rfc8785
+
+    return bytes(rfc8785.dumps({**body, **claim}))
+
+
 def _signer(signature: dict[str, str]) -> str:
     return f"{signature['name']} ({signature['signer']}, key {signature['key_id'][:12]}…)"
 
 
 def _check_signature(signature: Any, body: dict[str, Any], path: Path) -> str:
     """Who signed, once the signature verifies; whether this machine holds that signer's key too."""
-    import rfc8785
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -135,11 +144,14 @@ def _check_signature(signature: Any, body: dict[str, Any], path: Path) -> str:
     try:
         if not isinstance(signature, dict) or set(signature) != fields:
             raise ValueError
+        if not all(isinstance(v, str) for v in signature.values()):
+            raise ValueError
         public = base64.b64decode(signature["public_key"], validate=True)
         if key_id(public) != signature["key_id"]:
             raise ValueError
+        claim = {k: signature[k] for k in ("signer", "name", "key_id")}
         Ed25519PublicKey.from_public_bytes(public).verify(
-            base64.b64decode(signature["signature"], validate=True), rfc8785.dumps(body)
+            base64.b64decode(signature["signature"], validate=True), _signed_bytes(body, claim)
         )
     except (ValueError, TypeError, InvalidSignature):
         raise InvalidInput(
