@@ -44,7 +44,7 @@ from cdss.events import (
 )
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.record import Answer, Record, RecordItem, SessionStatus, Signature
-from cdss.store import REQUIRE_SIGNATURES, Store, is_on
+from cdss.store import REQUIRE_SIGNATURES, Store, is_on, signature_holds
 
 Signer = Callable[[CompletedEvent], Signed]
 """Signs a completion: gets the sealed ``session-completed`` event, returns the signature.
@@ -422,18 +422,9 @@ class Session:
         registered = keys.get(signed.key)
         if registered is None:
             raise IntegrityError(f"signing key {signed.key[:12]}… is not registered in this store")
-        import base64
-
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-        try:
-            Ed25519PublicKey.from_public_bytes(registered.public_key).verify(
-                base64.b64decode(signed.signature),
-                signed_payload(signed.signs, signed.name, signed.meaning, completed.at),
-            )
-        except (InvalidSignature, ValueError):
-            raise IntegrityError("the signature does not verify with the registered key") from None
+        payload = signed_payload(signed.signs, signed.name, signed.meaning, completed.at)
+        if not signature_holds(registered.public_key, signed.signature, payload):
+            raise IntegrityError("the signature does not verify with the registered key")
         return Draft(self.id, "session-signed", actor, signed, at=completed.at)
 
     def abandon(self, reason: str, *, actor: str | None = None) -> Event:

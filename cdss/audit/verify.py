@@ -35,7 +35,6 @@ canonical line — so the findings are the same however many processes there are
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -52,7 +51,7 @@ from cdss.errors import CdssError, NotFound
 from cdss.events import GENESIS
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.session import answer_problem, signed_payload
-from cdss.store import RegisteredKey, key_id
+from cdss.store import RegisteredKey, key_id, signature_holds
 
 MAX_FINDINGS = 10_000
 """Findings kept in full; beyond this they are counted, so a wrecked store cannot exhaust memory."""
@@ -201,10 +200,8 @@ def body_digest(text: str) -> str | None:
 
 def reference_digest(event: dict[str, Any]) -> str | None:
     """The slow, literal definition: sha256 of RFC 8785 of the event without ``hash``."""
-    import rfc8785
-
     try:
-        return hashlib.sha256(rfc8785.dumps({k: v for k, v in event.items() if k != "hash"})).hexdigest()
+        return content_hash({k: v for k, v in event.items() if k != "hash"})
     except Exception:  # rfc8785 refuses what JSON allows (lone surrogates, huge floats)
         return None
 
@@ -318,7 +315,6 @@ class _Verifier:
         for anchor in anchors:
             self.anchors.setdefault(anchor.seq, []).append(anchor)
             self.result.anchors.append(f"seq {anchor.seq} must hash to {anchor.hash[:12]}… ({anchor.source})")
-        self.public_keys: dict[str, Any] = {}
 
     def note(self, seq: int | None, session: Any, problem: str) -> None:
         if len(self.result.findings) < MAX_FINDINGS:
@@ -489,23 +485,10 @@ class _Verifier:
         if clinician != event["actor"]:
             self.note(seq, session, f"signed by {event['actor']} with a key registered to {clinician}")
         payload = _payload(data["signs"], data["name"], data["meaning"], event["at"])
-        if self._signature_holds(data["key"], public_key, data["signature"], payload):
+        if signature_holds(public_key, data["signature"], payload):
             self.result.signatures += 1
         else:
             self.note(seq, session, "signature does not verify with the registered key")
-
-    def _signature_holds(self, key: str, public_key: bytes, signature: str, payload: bytes) -> bool:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-        verifier = self.public_keys.get(key)
-        if verifier is None:
-            verifier = self.public_keys[key] = Ed25519PublicKey.from_public_bytes(public_key)
-        try:
-            verifier.verify(base64.b64decode(signature, validate=True), payload)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
 
     def _plan(self, data: dict[str, Any], seq: int, session: str) -> _Plan | None:
         pinned = data["checklist"]

@@ -74,6 +74,25 @@ def key_id(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
+def signature_holds(public_key: bytes, signature: str, payload: bytes) -> bool:
+    """Whether ``signature`` (base64) is an Ed25519 signature of ``payload`` by the raw ``public_key``.
+
+    The one check of a signature in cdss: when a completion is signed, when a
+    store or bundle is verified, and when a signed checkpoint is read.
+    """
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        key = Ed25519PublicKey.from_public_bytes(public_key)
+        key.verify(base64.b64decode(signature, validate=True), payload)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RegisteredKey:
     """A clinician's Ed25519 public key; ``key_id`` is the sha256 (hex) of its raw bytes."""
