@@ -14,7 +14,7 @@ import typer
 
 from cdss.cli.app import ChecklistFolders, JsonOutput, app, open_catalog
 from cdss.cli.render import line, print_json
-from cdss.cli.sessions import StorePath
+from cdss.cli.sessions import StorePath, store_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,12 +36,6 @@ BundleArgument = Annotated[
     Path | None,
     typer.Argument(metavar="BUNDLE", help="An exported bundle (folder or .zip) instead of a store."),
 ]
-
-
-def store_path(store: Path | None) -> Path:
-    from cdss.store.sqlite import default_path
-
-    return store if store is not None else default_path()
 
 
 def open_source(bundle: Path | None, store: Path | None, folders: list[Path] | None) -> Source:

@@ -72,12 +72,19 @@ def _signer(session: Session, key: SigningKey | None) -> Signer | None:
     return signer(session, key) if key is not None else None
 
 
+def store_path(store: Path | None) -> Path:
+    """What ``--store`` names, else the default store (CDSS_STORE or the user's data folder)."""
+    from cdss.store.sqlite import default_path
+
+    return store if store is not None else default_path()
+
+
 def _open(store: Path | None, *, create: bool = False) -> SqliteStore:
     """The store; only ``cdss run`` may create it: the other commands work on sessions already there."""
     from cdss.errors import NotFound
-    from cdss.store.sqlite import SqliteStore, default_path
+    from cdss.store.sqlite import SqliteStore
 
-    path = store if store is not None else default_path()
+    path = store_path(store)
     if not create and not path.exists():
         raise NotFound(f"store {path} does not exist: no sessions have been recorded there")
     return SqliteStore(store)
