@@ -80,37 +80,14 @@ def test_a_selection_exports_its_sessions_whole_and_reports_only_them(
 def test_verify_against_a_bundle_finds_a_cut_store(
     bundle: Path, store_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        cli(
-            "audit",
-            "verify",
-            "--store",
-            str(store_path),
-            "--against",
-            str(bundle),
-            "--checklists",
-            str(CATALOG_FOLDER),
-        )
-        == 0
-    )
+    against = ["audit", "verify", "--store", str(store_path), "--against", str(bundle)]
+    assert cli(*against, "--checklists", str(CATALOG_FOLDER)) == 0
     db = sqlite3.connect(store_path, isolation_level=None)
     db.execute("DROP TRIGGER events_no_delete")
     db.execute("DELETE FROM events WHERE seq > 10")
     db.close()
     capsys.readouterr()
-    assert (
-        cli(
-            "audit",
-            "verify",
-            "--store",
-            str(store_path),
-            "--against",
-            str(bundle),
-            "--checklists",
-            str(CATALOG_FOLDER),
-        )
-        == 1
-    )
+    assert cli(*against, "--checklists", str(CATALOG_FOLDER)) == 1
     assert "seq 13: bundle" in capsys.readouterr().out
 
 
