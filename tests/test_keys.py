@@ -114,6 +114,33 @@ def test_wrong_passphrase_and_unknown_key_write_nothing(
         assert store.head()[0] == 0
 
 
+def test_without_a_terminal_or_passphrase_the_missing_piece_is_named(
+    store_path: Path,
+    tmp_path: Path,
+    answers: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+    import sys
+
+    assert run_walk(store_path, answers) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal
+    point = ["audit", "checkpoint", "--store", str(store_path), "--sign", "qa-ortiz"]
+    capsys.readouterr()
+    assert cli(*point, "--out", str(tmp_path / "a.json")) == 1
+    assert (
+        capsys.readouterr().err == "cdss: no key for clinician qa-ortiz; create one with `cdss keys init`\n"
+    )
+    keys.create("qa-ortiz", "R. Ortiz (QA)", PASSPHRASE)
+    assert cli(*point, "--out", str(tmp_path / "b.json")) == 2
+    assert capsys.readouterr().err == (
+        "cdss: this asks for a passphrase in a terminal, and stdin is not one; "
+        "set CDSS_PASSPHRASE to unlock qa-ortiz's key without a prompt\n"
+    )
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
+
+
 def test_a_key_not_registered_in_this_store_is_refused_then_registered(
     tmp_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

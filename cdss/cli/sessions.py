@@ -47,11 +47,14 @@ Sign = Annotated[
 
 def unlock_key(clinician: str) -> SigningKey:
     """Unlock before anything is recorded, so a wrong passphrase or a missing key writes nothing."""
-    from cdss.keys import passphrase_from_env, unlock
+    from cdss.keys import info, passphrase_from_env, unlock
 
+    info(clinician)  # no key at all is said before a passphrase is asked for
     secret = passphrase_from_env()
     if secret is None:
-        _require_terminal(f"set CDSS_PASSPHRASE to unlock {clinician}'s key without a prompt")
+        _require_terminal(
+            "for a passphrase", f"set CDSS_PASSPHRASE to unlock {clinician}'s key without a prompt"
+        )
         secret = typer.prompt(f"Passphrase for {clinician}'s key", hide_input=True)
     return unlock(clinician, secret)
 
@@ -116,11 +119,11 @@ def _interactive(session: Session, store: Path | None, key: SigningKey | None = 
         say(out, _resume_hint(session, store))
 
 
-def _require_terminal(alternative: str) -> None:
+def _require_terminal(asks: str, alternative: str) -> None:
     if not sys.stdin.isatty():
         from cdss.errors import UsageError
 
-        raise UsageError(f"this asks each item in a terminal, and stdin is not one; {alternative}")
+        raise UsageError(f"this asks {asks} in a terminal, and stdin is not one; {alternative}")
 
 
 @app.command()
@@ -156,7 +159,7 @@ def run(
     from cdss.session import Session, check_clinician, check_subject
 
     if answers is None:
-        _require_terminal("give --answers FILE to record from a file")
+        _require_terminal("each item", "give --answers FILE to record from a file")
     # Everything that can be wrong with the input is checked before the store is opened,
     # so a mistyped command never creates a store or records a half session.
     checklist = open_catalog(checklists).load(ref)
@@ -222,7 +225,7 @@ def resume(
                 f"session {session.id[:12]} is {session.status} and cannot be resumed; "
                 "correct an answer with `cdss amend`"
             )
-        _require_terminal("resume it in a terminal")
+        _require_terminal("each item", "resume it in a terminal")
         key = unlock_key(session.clinician) if sign else None
         if key is not None:
             require_registered(opened, key)
