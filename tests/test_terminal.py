@@ -146,3 +146,31 @@ def test_colour_layout_fits_80_columns(env: dict[str, str]) -> None:
     child.close()
     assert child.exitstatus == 0
     assert all(len(text) <= 80 for text in screen.splitlines())
+
+
+@pytest.mark.parametrize("command", [["keys", "init", "--name", "Dr A. Lee"], [*START, *WHO, "--sign"]])
+def test_ctrl_c_at_a_passphrase_prompt_exits_130_and_writes_nothing(
+    env: dict[str, str], store_path: Path, tmp_path: Path, command: list[str]
+) -> None:
+    env = {**env, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("CDSS_PASSPHRASE", None)
+    if command[0] == "run":  # a key to unlock, made without a prompt
+        made = subprocess.run(
+            [CDSS, "keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee"],
+            env={**env, "CDSS_PASSPHRASE": "correct horse battery"},
+            capture_output=True,
+            text=True,
+        )
+        assert made.returncode == 0, made.stderr
+        store_path.unlink()
+    else:
+        command = [*command, "--clinician", "dr-lee"]
+    child = spawn(env, *command)
+    child.expect("assphrase for dr-lee's key")
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert "Aborted" not in child.before and "Traceback" not in child.before
+    assert not store_path.exists()
+    assert (command[0] == "run") == (tmp_path / "config" / "cdss" / "keys" / "dr-lee.pem").exists()

@@ -14,7 +14,7 @@ import typer
 
 from cdss.cli.app import ChecklistFolders, JsonOutput, app, open_catalog
 from cdss.cli.render import line, print_json
-from cdss.cli.sessions import StorePath, store_path
+from cdss.cli.sessions import StorePath, passphrase, store_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -263,23 +263,6 @@ app.add_typer(keys_app)
 KeyClinician = Annotated[str, typer.Option("--clinician", metavar="ID", help="Whose key, e.g. dr-lee.")]
 
 
-def _new_passphrase(clinician: str) -> str:
-    import sys
-
-    from cdss.keys import passphrase_from_env
-
-    secret = passphrase_from_env()
-    if secret is not None:
-        return secret
-    if not sys.stdin.isatty():
-        from cdss.errors import UsageError
-
-        raise UsageError("no terminal to ask for a passphrase; set CDSS_PASSPHRASE")
-    return str(
-        typer.prompt(f"New passphrase for {clinician}'s key", hide_input=True, confirmation_prompt=True)
-    )
-
-
 @keys_app.command("init")
 def keys_init(
     clinician: KeyClinician,
@@ -294,7 +277,7 @@ def keys_init(
     from cdss.store.sqlite import SqliteStore
 
     check_clinician(clinician)
-    secret = _new_passphrase(clinician)
+    secret = passphrase(clinician, new=True)
     with SqliteStore(store) as opened:  # a store cdss cannot use is refused before a key is made
         made = keys.create(clinician, name, secret)
         keys.register(opened, made)

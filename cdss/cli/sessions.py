@@ -47,16 +47,26 @@ Sign = Annotated[
 
 def unlock_key(clinician: str) -> SigningKey:
     """Unlock before anything is recorded, so a wrong passphrase or a missing key writes nothing."""
-    from cdss.keys import info, passphrase_from_env, unlock
+    from cdss.keys import info, unlock
 
     info(clinician)  # no key at all is said before a passphrase is asked for
+    return unlock(clinician, passphrase(clinician))
+
+
+def passphrase(clinician: str, *, new: bool = False) -> str:
+    """``CDSS_PASSPHRASE``, else asked for, hidden, in the terminal (twice for a new key)."""
+    from cdss.keys import passphrase_from_env
+
     secret = passphrase_from_env()
-    if secret is None:
-        _require_terminal(
-            "for a passphrase", f"set CDSS_PASSPHRASE to unlock {clinician}'s key without a prompt"
-        )
-        secret = typer.prompt(f"Passphrase for {clinician}'s key", hide_input=True)
-    return unlock(clinician, secret)
+    if secret is not None:
+        return secret
+    verb = "protect" if new else "unlock"
+    _require_terminal("for a passphrase", f"set CDSS_PASSPHRASE to {verb} {clinician}'s key without a prompt")
+    label = f"{'New passphrase' if new else 'Passphrase'} for {clinician}'s key"
+    try:
+        return str(typer.prompt(label, hide_input=True, confirmation_prompt=new))
+    except typer.Abort:  # click's own answer to Ctrl-C at a prompt ("Aborted!", exit 1)
+        raise KeyboardInterrupt from None  # exits 130, as every other interruption does
 
 
 def require_registered(opened: SqliteStore, key: SigningKey) -> None:
