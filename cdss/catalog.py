@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cdss import jsonfile
+from cdss import files, jsonfile
 from cdss.errors import InvalidInput, NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -227,9 +227,7 @@ def write_lock(folder: Path, released: dict[str, dict[str, str]]) -> None:
         "released": ordered,
     }
     path = folder / LOCK_FILE
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    files.write_text(path, json.dumps(body, indent=2) + "\n")
 
 
 def release(entry: Entry) -> str:

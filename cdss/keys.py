@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdss.errors import InvalidInput, NotFound, UsageError
+from cdss import files
+from cdss.errors import CdssError, InvalidInput, NotFound, UsageError
 from cdss.events import CompletedEvent, Signed, now
 from cdss.session import check_clinician, signed_payload
 from cdss.store import key_id
@@ -108,17 +109,14 @@ def create(clinician: str, name: str, passphrase: str, *, folder: Path | None = 
         Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(passphrase.encode("utf-8"))
     )
     pem_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(pem_path, pem)
-    info_path.write_text(json.dumps(info.to_json(), indent=2) + "\n", encoding="utf-8")
+    # The description first: a key file without one would lock the clinician out (issue 11).
+    files.write_text(info_path, json.dumps(info.to_json(), indent=2) + "\n", replace=False)
+    try:
+        files.write_bytes(pem_path, pem, replace=False, mode=files.PRIVATE)
+    except CdssError:
+        info_path.unlink(missing_ok=True)
+        raise
     return info
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
 
 
 def info(clinician: str, *, folder: Path | None = None) -> KeyInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,47 @@ def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "records.sqlite3"
+
+
+def mount_small_disk(folder: Path, size: str) -> bool:
+    """A real, small tmpfs at ``folder`` (cdss tests run as root, in CI too); False when mounting is not allowed."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
+    return result.returncode == 0
+
+
+def fill(folder: Path) -> None:
+    """Fill the file system under ``folder`` until it reports ENOSPC."""
+    import errno
+
+    with (folder / "filler").open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system of its own, unmounted afterwards, for full-disk tests."""
+    import subprocess
+
+    folder = tmp_path / "small-disk"
+    if not mount_small_disk(folder, "2m"):
+        pytest.fail("full-disk tests need `mount -t tmpfs` (run the suite as root, as CI does)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def full_disk(small_disk: Path) -> Path:
+    """``small_disk`` with no byte left."""
+    fill(small_disk)
+    return small_disk

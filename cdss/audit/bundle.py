@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from cdss import jsonfile
+from cdss import files, jsonfile
 from cdss.audit.verify import Anchor, Finding, Row, Verification
 from cdss.catalog import Catalog, schema_path
 from cdss.checklist import Checklist
@@ -98,6 +97,7 @@ def export(store: Path, out: Path, selection: Selection, catalog: Catalog) -> di
         raise UsageError(f"{out} already exists; choose a new path for the bundle")
     if not out.parent.is_dir():
         raise UsageError(f"folder {out.parent} does not exist")
+    files.check_file_target(out, replace=False)
     source = StoreSource(store)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -192,15 +192,17 @@ def _write_events(
 
 
 def _place(work: Path, out: Path) -> None:
+    # Through cdss.files: fsynced, never through a planted link, nothing half-written on failure.
     if out.suffix != ".zip":
-        os.rename(work, out)
+        files.place_folder(work, out)
         return
-    temporary = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        files.writing(out, replace=False) as handle,
+        zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
         for path in sorted(work.rglob("*")):
             if path.is_file():
                 archive.write(path, path.relative_to(work).as_posix())
-    os.replace(temporary, out)
 
 
 # --- reading ----------------------------------------------------------------------------

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cdss import files
 from cdss.catalog import content_hash
 from cdss.errors import InvalidInput, UsageError
 from cdss.events import now
@@ -82,9 +82,7 @@ def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoi
             "signature": base64.b64encode(key.private.sign(_signed_bytes(body, claim))).decode(),
         }
         point = Checkpoint(seq, head, at, point.taken_at, point.store, _signer(claim))
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, out)
+    files.write_text(out, json.dumps(written, indent=2) + "\n", replace=False)
     return point
 
 

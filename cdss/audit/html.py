@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import html
-import os
+import io
 from pathlib import Path
 from typing import Any
 
+from cdss import files
 from cdss.audit.report import Figures, Table
 
 CHART_COLOUR = "#1f6feb"
@@ -133,20 +134,19 @@ def page(figures: Figures) -> str:
 
 
 def write_html(figures: Figures, out: Path) -> None:
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(page(figures), encoding="utf-8")
-    os.replace(temporary, out)
+    files.write_text(out, page(figures))
 
 
 def write_csv(figures: Figures, folder: Path) -> list[Path]:
     """One CSV file per table, named after it; the folder is created when missing."""
-    folder.mkdir(parents=True, exist_ok=True)
+    files.ensure_folder(folder)
     written = []
     for table in figures.tables.values():
         path = folder / f"{table.name}.csv"
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(table.columns)
-            writer.writerows(table.rows)
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(table.columns)
+        writer.writerows(table.rows)
+        files.write_text(path, buffer.getvalue())
         written.append(path)
     return written
