@@ -88,5 +88,13 @@ class StoreError(CdssError):
     """The store cannot be used: not a cdss store, newer schema, unwritable, corrupt."""
 
 
+class StoreUnreachable(StoreError):
+    """The store's server cannot be reached (now): retrying later may succeed.
+
+    What was acknowledged before is kept; what was being written when the
+    connection dropped is either wholly recorded or not at all.
+    """
+
+
 class IntegrityError(CdssError):
     """Recorded data no longer matches what was recorded: a hash, a chain, a signature."""

@@ -1,0 +1,461 @@
+"""The shared store: PostgreSQL, for clinics whose workstations share records.
+
+SQLite's WAL must not sit on a network file system, so workstations that
+share records talk to a database server the clinic already runs (with its
+replication and backups). This store keeps the same contract as the embedded
+one, with the guarantees held by the server itself:
+
+- One chain: ``append`` takes a transaction-scoped advisory lock, reads the
+  head, runs the caller's ``check`` on what is stored, inserts and commits, all
+  in one transaction. An advisory lock needs no privilege beyond connecting, so
+  a writer role with only INSERT and SELECT can take it. Underneath, ``seq`` is
+  the primary key and a trigger refuses a row whose ``prev`` is not the hash of
+  the row before it, so even a writer that skipped the lock cannot fork the chain.
+- Durable when acknowledged: ``synchronous_commit`` is set on for our
+  connection, so ``append`` returns only after the server has flushed COMMIT.
+- Append-only: triggers refuse UPDATE, DELETE and TRUNCATE; the roles that
+  ``cdss store init`` prints have no such privilege either.
+- Stored text is the event's canonical RFC 8785 form, as in SQLite (``text``,
+  not ``jsonb``, which would reorder members and break the hash).
+- Everything lives in the schema ``cdss``: ``meta`` says it is a cdss store,
+  ``migrations`` lists the schema versions applied (numbered migrations, run
+  under the append lock), ``events`` holds the chain.
+
+Connections go through libpq, so ``sslmode``, service files and the ``PG*``
+variables work as usual. A password in the URL is never printed: messages
+name the store by ``redacted(url)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cdss.errors import CdssError, IntegrityError, NotFound, StoreError, StoreUnreachable
+from cdss.events import GENESIS, Event, parse_event, seal
+from cdss.store import DraftSource, SessionRow
+
+if TYPE_CHECKING:
+    import psycopg
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+EXTRA = "pip install 'cdss[postgres]'"
+APPLICATION = "cdss"
+LOCK_KEY = 0x63647373
+"""The advisory lock every append takes ("cdss"); one store per database."""
+PAGE = 5000
+"""Events fetched per round trip when streaming: memory stays flat, no long transaction."""
+
+_REFUSE = """
+CREATE FUNCTION cdss.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'cdss % are append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$
+"""
+_LINK = """
+CREATE FUNCTION cdss.check_link() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq = 1 THEN
+        IF NEW.prev <> repeat('0', 64) THEN
+            RAISE EXCEPTION 'cdss event 1 must follow the genesis hash' USING ERRCODE = 'check_violation';
+        END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM cdss.events WHERE seq = NEW.seq - 1 AND hash = NEW.prev) THEN
+        RAISE EXCEPTION 'cdss event % does not follow event %', NEW.seq, NEW.seq - 1
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$
+"""
+_TABLES = ("events", "meta", "migrations")
+_SCHEMA_1 = (
+    "CREATE TABLE cdss.meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE cdss.migrations (
+        version integer PRIMARY KEY,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE cdss.events (
+        seq bigint PRIMARY KEY CHECK (seq >= 1),
+        session text,
+        type text NOT NULL,
+        prev text NOT NULL,
+        hash text NOT NULL UNIQUE,
+        event text NOT NULL
+    )""",
+    "CREATE INDEX events_by_session ON cdss.events (session, seq)",
+    "CREATE INDEX events_by_type ON cdss.events (type, session)",
+    _REFUSE,
+    _LINK,
+    *(
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON cdss.{table} "
+        "FOR EACH ROW EXECUTE FUNCTION cdss.refuse_change()"
+        for table in _TABLES
+    ),
+    *(
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON cdss.{table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION cdss.refuse_change()"
+        for table in _TABLES
+    ),
+    "CREATE TRIGGER events_link BEFORE INSERT ON cdss.events FOR EACH ROW EXECUTE FUNCTION cdss.check_link()",
+    f"INSERT INTO cdss.meta (key, value) VALUES ('application', '{APPLICATION}')",
+)
+MIGRATIONS: tuple[Sequence[str], ...] = (_SCHEMA_1,)
+"""``MIGRATIONS[n - 1]`` takes the schema from version ``n - 1`` to ``n``. Append, never edit.
+
+Each runs in the transaction that records the new version, under the append
+lock, so a store is never half-migrated and no append sees a half schema.
+"""
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def is_url(location: str) -> bool:
+    """Whether a ``--store`` value names a PostgreSQL store rather than a file."""
+    return location.startswith(URL_SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (in the user part or the query), for messages."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}@{host}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError(f"a PostgreSQL store needs psycopg: {EXTRA}") from None
+    return psycopg
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class PostgresStore:
+    """An open connection to a cdss store in a PostgreSQL database.
+
+    ``create`` makes the schema when the database has none (the connecting role
+    needs CREATE on the database); otherwise a database without a cdss store is
+    refused, so a mistyped URL never leaves tables behind.
+    """
+
+    def __init__(self, url: str, *, create: bool = False):
+        self.url = url
+        self.name = f"store {redacted(url)}"
+        self._psycopg = _psycopg()
+        self._db: psycopg.Connection[Any] | None = None
+        self._connect()
+        try:
+            self._prepare(create)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- connection ------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        db: psycopg.Connection[Any]
+        with self._translated():
+            options: dict[str, Any] = {"autocommit": True, "application_name": APPLICATION}
+            if "connect_timeout" not in self.url:
+                options["connect_timeout"] = 10
+            db = self._psycopg.connect(self.url, **options)
+            # Acknowledged means flushed on the server, whatever the server's default.
+            db.execute("SET synchronous_commit TO on")
+            self._db = db
+        return db
+
+    @property
+    def db(self) -> psycopg.Connection[Any]:
+        """The connection, made again if the last one was lost (the caller chose to retry)."""
+        if self._db is None or self._db.broken or self._db.closed:
+            return self._connect()
+        return self._db
+
+    def _one(self, query: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """The one row an aggregate or catalogue query always returns."""
+        row = self.db.execute(query, params).fetchone()
+        assert row is not None, query
+        return tuple(row)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """psycopg's errors become one line naming the store (never its password)."""
+        psycopg = self._psycopg
+        try:
+            yield
+        except CdssError:
+            raise
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise StoreError(f"{self.name} refused: {_first_line(error)}") from None
+        except psycopg.OperationalError as error:
+            raise StoreUnreachable(f"{self.name} is unreachable: {_first_line(error)}") from None
+        except psycopg.Error as error:
+            raise StoreError(f"{self.name} cannot be used: {_first_line(error)}") from None
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- schema ----------------------------------------------------------------
+
+    def _version(self) -> int | None:
+        """The schema version; None when the database holds no cdss store."""
+        db = self.db
+        if self._one("SELECT to_regclass('cdss.meta')")[0] is None:
+            if db.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'cdss'").fetchone():
+                raise StoreError(
+                    f"{self.name} has a schema named cdss that is not a cdss store; left unchanged"
+                )
+            return None
+        marker = db.execute("SELECT value FROM cdss.meta WHERE key = 'application'").fetchone()
+        if marker is None or marker[0] != APPLICATION:
+            raise StoreError(f"{self.name} has a schema named cdss that is not a cdss store; left unchanged")
+        if self._one("SELECT to_regclass('cdss.migrations')")[0] is None:
+            return 0
+        return int(self._one("SELECT coalesce(max(version), 0) FROM cdss.migrations")[0])
+
+    def _prepare(self, create: bool) -> None:
+        with self._translated():
+            version = self._version()
+            if version is None and not create:
+                raise NotFound(
+                    f"{self.name} holds no cdss store; `cdss store init URL` creates one "
+                    "(with the privileges to create a schema)"
+                )
+            _check_version(self.name, version or 0)
+            if version is None or version < SCHEMA_VERSION:
+                self._migrate()
+
+    def _migrate(self) -> None:
+        db = self.db
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            # Another workstation may have created or migrated it while we waited.
+            version = self._version()
+            _check_version(self.name, version or 0)
+            if version is None:
+                db.execute("CREATE SCHEMA cdss")
+                version = 0
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1]:
+                    db.execute(statement)
+                db.execute("INSERT INTO cdss.migrations (version) VALUES (%s)", (number,))
+
+    def database(self) -> str:
+        """The database this store lives in, as the server names it (libpq may have chosen it)."""
+        with self._translated():
+            return str(self._one("SELECT current_database()")[0])
+
+    def schema_version(self) -> int:
+        with self._translated():
+            return self._version() or 0
+
+    # --- events ----------------------------------------------------------------
+
+    def append(self, *drafts: DraftSource, check: Callable[[Any], None] | None = None) -> list[Event]:
+        """One transaction: lock, read the head, ``check`` what is stored, seal, insert, commit.
+
+        ``check`` sees this store (its reads run inside the transaction, after
+        the lock) and raises a CdssError to refuse: then nothing is written.
+        """
+        sealed: list[Event] = []
+        with self._translated():
+            db = self.db
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                seq, prev = self._head()
+                if check is not None:
+                    check(self)
+                previous = self._event_at(seq) if drafts and callable(drafts[0]) and seq else None
+                for source in drafts:
+                    draft = source(sealed[-1] if sealed else previous) if callable(source) else source
+                    event = seal(draft, seq + 1, prev)
+                    db.execute(
+                        "INSERT INTO cdss.events (seq, session, type, prev, hash, event) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)",
+                        (
+                            event.seq,
+                            event.session,
+                            event.type,
+                            event.prev,
+                            event.hash,
+                            event.canonical().decode(),
+                        ),
+                    )
+                    sealed.append(event)
+                    seq, prev = event.seq, event.hash
+        return sealed
+
+    def _head(self) -> tuple[int, str]:
+        row = self.db.execute("SELECT seq, hash FROM cdss.events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+    def _event_at(self, seq: int) -> Event:
+        row = self._one("SELECT seq, event FROM cdss.events WHERE seq = %s", (seq,))
+        return _parse(row[0], row[1])
+
+    def head(self) -> tuple[int, str]:
+        with self._translated():
+            return self._head()
+
+    def rows(self, session: str | None = None, *, after: int = 0) -> Iterator[tuple[int, str, str]]:
+        """``(seq, hash, stored text)`` in ``seq`` order, a page at a time.
+
+        Pages by ``seq`` rather than holding a cursor open: no transaction stays
+        open between pages, and an append in between is safe. Appends commit in
+        ``seq`` order under the lock, so no page can skip a row.
+        """
+        where = "" if session is None else "AND session = %(session)s"
+        query = (
+            f"SELECT seq, hash, event FROM cdss.events WHERE seq > %(after)s {where} "
+            f"ORDER BY seq LIMIT {PAGE}"
+        )
+        while True:
+            with self._translated():
+                page = self.db.execute(query, {"after": after, "session": session}).fetchall()
+            for seq, hash_, text in page:
+                yield int(seq), str(hash_), str(text)
+            if len(page) < PAGE:
+                return
+            after = int(page[-1][0])
+
+    def events(self, session: str | None = None, *, after: int = 0) -> Iterator[Event]:
+        for seq, _, text in self.rows(session, after=after):
+            yield _parse(seq, text)
+
+    def sessions(self) -> list[SessionRow]:
+        query = """
+            SELECT s.session, s.event,
+                (SELECT e.type FROM cdss.events e WHERE e.session = s.session
+                    AND e.type IN ('session-completed', 'session-abandoned') ORDER BY e.seq LIMIT 1),
+                (SELECT e.event::jsonb ->> 'at' FROM cdss.events e WHERE e.session = s.session
+                    ORDER BY e.seq DESC LIMIT 1)
+            FROM cdss.events s WHERE s.type = 'session-started' ORDER BY s.seq
+        """
+        statuses = {None: "open", "session-completed": "completed", "session-abandoned": "abandoned"}
+        rows = []
+        with self._translated():
+            found = self.db.execute(query).fetchall()
+        for session, text, ended, last_at in found:
+            started = json.loads(text)
+            data = started["data"]
+            rows.append(
+                SessionRow(
+                    id=session,
+                    checklist=data["checklist"]["id"],
+                    version=data["checklist"]["version"],
+                    subject=data["subject"],
+                    clinician=data["clinician"],
+                    status=statuses[ended],
+                    started_at=started["at"],
+                    last_at=last_at,
+                )
+            )
+        return rows
+
+    def integrity(self) -> list[str]:
+        """Physical damage the server can see: the indexes must agree with the table.
+
+        Uses ``amcheck`` when the database has it installed; otherwise compares
+        what the primary-key index and the table each hold.
+        """
+        found: list[str] = []
+        with self._translated():
+            db = self.db
+            with db.transaction():
+                if db.execute("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'").fetchone():
+                    indexes = db.execute(
+                        "SELECT indexrelid::regclass::text FROM pg_index "
+                        "WHERE indrelid = 'cdss.events'::regclass"
+                    ).fetchall()
+                    for (index,) in indexes:
+                        try:
+                            with db.transaction():
+                                db.execute("SELECT bt_index_check(%s::regclass, true)", (index,))
+                        except self._psycopg.Error as error:
+                            found.append(f"index {index} disagrees with the table: {_first_line(error)}")
+                db.execute("SET LOCAL enable_seqscan = off")
+                by_index = self._one("SELECT count(*), coalesce(max(seq), 0) FROM cdss.events")
+                db.execute("SET LOCAL enable_seqscan = on")
+                db.execute("SET LOCAL enable_indexscan = off")
+                db.execute("SET LOCAL enable_indexonlyscan = off")
+                db.execute("SET LOCAL enable_bitmapscan = off")
+                by_table = self._one("SELECT count(*), coalesce(max(seq), 0) FROM cdss.events")
+        if by_index != by_table:
+            found.append(
+                f"the events index holds {by_index[0]} rows up to {by_index[1]}, "
+                f"the table {by_table[0]} up to {by_table[1]}"
+            )
+        return found
+
+
+def _check_version(name: str, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{name} was written by a newer cdss (store schema version {version}; this cdss "
+            f"reads up to {SCHEMA_VERSION}); upgrade cdss to use it. cdss left it unchanged"
+        )
+
+
+def _parse(seq: int, text: str) -> Event:
+    from pydantic import ValidationError
+
+    try:
+        return parse_event(json.loads(text))
+    except (ValueError, ValidationError) as error:
+        raise IntegrityError(f"stored event {seq} is not a valid cdss event: {error}") from None
+
+
+def _identifier(name: str) -> str:
+    from cdss.errors import UsageError
+
+    if not name.replace("_", "").isalnum() or not name.isascii() or name[0].isdigit():
+        raise UsageError(f"role name {name!r}: use letters, digits and _ only")
+    return f'"{name}"'
+
+
+def roles_sql(database: str, writer: str = "cdss_writer", auditor: str = "cdss_auditor") -> str:
+    """The SQL a database administrator runs to make the two least-privilege roles.
+
+    The writer (the workstations) may read and append, nothing else; the auditor
+    may only read. Neither owns a table, so neither can drop a trigger, and
+    neither has UPDATE, DELETE or TRUNCATE. Passwords are set by the
+    administrator (psql's ``\\password``), never by cdss.
+    """
+    db, w, a = _identifier(database), _identifier(writer), _identifier(auditor)
+    return "\n".join(
+        (
+            "-- Workstations: read and append events, nothing else.",
+            f"CREATE ROLE {w} LOGIN;",
+            f"GRANT CONNECT ON DATABASE {db} TO {w};",
+            f"GRANT USAGE ON SCHEMA cdss TO {w};",
+            f"GRANT SELECT, INSERT ON cdss.events TO {w};",
+            f"GRANT SELECT ON cdss.meta, cdss.migrations TO {w};",
+            "-- Auditors: read only.",
+            f"CREATE ROLE {a} LOGIN;",
+            f"GRANT CONNECT ON DATABASE {db} TO {a};",
+            f"GRANT USAGE ON SCHEMA cdss TO {a};",
+            f"GRANT SELECT ON cdss.events, cdss.meta, cdss.migrations TO {a};",
+            f"-- Then give each a password in psql: \\password {writer}   and   \\password {auditor}",
+        )
+    )
