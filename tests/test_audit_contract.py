@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from cdss.audit.contract import UnsupportedSchema, compile_schema, event_check
-from cdss.audit.verify import body_digest, reference_digest
+from cdss.audit.stored import body_digest, reference_digest
 from cdss.catalog import schema_path
 from cdss.events import hash_body
 
@@ -106,7 +106,7 @@ def test_unknown_keywords_are_refused_not_skipped() -> None:
 @settings(max_examples=200, deadline=None)
 @given(name=st.text(min_size=1, max_size=40), meaning=st.text(min_size=1, max_size=80))
 def test_the_fast_signed_payload_is_the_rfc8785_one(name: str, meaning: str) -> None:
-    from cdss.audit.verify import _payload
+    from cdss.audit.stored import payload as _payload
     from cdss.session import signed_payload
 
     signs, at = "ab" * 32, "2026-01-02T03:04:05.000006Z"
@@ -136,7 +136,7 @@ json_values = st.recursive(
     )
 )
 def test_the_fast_parse_is_json_loads(text: str) -> None:
-    from cdss.audit.verify import _parse
+    from cdss.audit.stored import parse as _parse
 
     try:
         expected = json.loads(text)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cdss.audit.bundle import Selection, export
+from cdss.audit.bundle import Selection
+from cdss.audit.export import export
 from cdss.audit.report import figures, report, store_connection
 from tests.audit_records import Plan, catalog, cli, record
 

@@ -14,9 +14,13 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdss.audit.bundle import BundleSource, Selection, export
+from cdss.audit.bundle import BundleSource, Selection
 from cdss.audit.checkpoint import take
-from cdss.audit.verify import Anchor, StoreSource, Verification, _owner, verify
+from cdss.audit.export import export
+from cdss.audit.findings import Anchor, Verification
+from cdss.audit.sources import StoreSource
+from cdss.audit.stored import owner as _owner
+from cdss.audit.verify import verify
 from cdss.cli.main import run
 from cdss.events import hash_body
 from tests.audit_records import CATALOG_FOLDER, Plan, catalog, event_at, record, rows, tamper

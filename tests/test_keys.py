@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from cdss import keys
-from cdss.audit.verify import StoreSource, verify
+from cdss.audit.sources import StoreSource
+from cdss.audit.verify import verify
 from cdss.errors import InvalidInput, NotFound, UsageError
 from cdss.store import REQUIRE_SIGNATURES
 from cdss.store.sqlite import open_store

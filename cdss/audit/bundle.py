@@ -1,18 +1,12 @@
-"""Bundles: a self-contained copy of records an auditor takes away and verifies offline.
+"""Reading bundles: a self-contained copy of records, verified offline from its own files.
 
-A bundle is a folder, or the same files in a .zip (``--out`` ending in .zip):
-
-    manifest.json                 what is inside, and the sha256 of every other file
-    events.jsonl                  one RFC 8785 event per line, a contiguous range of the chain
-    checklists/<id>/<version>.json  every checklist version the sessions in range were pinned to
-    schemas/event.schema.json     the contract the events follow
-    schemas/checklist.schema.json
-    keys.json                     the registered public keys
-
-The chain is store-wide, so a bundle holds every event between the first and
-the last event of the selected sessions — whole sessions, plus the events of
-other sessions interleaved with them (they carry no clinical data). The format
-is documented in ``docs/bundle-format.md`` for verifiers that are not cdss.
+A bundle (written by ``cdss.audit.export``) is a folder, or the same files in
+a .zip. It comes from outside, so it is read as hostile input: every file is
+streamed with limits on its size, an events line on its length and nesting,
+the archive on its number of entries and its compression ratio (a zip bomb is
+refused before it is inflated), and duplicate or unsafe entry names are
+refused. The format and every rule checked here are documented in
+``docs/bundle-format.md`` for verifiers that are not cdss.
 """
 
 from __future__ import annotations
@@ -21,21 +15,22 @@ import base64
 import hashlib
 import json
 import re
-import shutil
-import sqlite3
-import tempfile
+import stat
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from cdss import files, jsonfile
-from cdss.audit.verify import Anchor, Finding, Row, Verification
-from cdss.catalog import Catalog, schema_path
+from cdss import jsonfile
+from cdss.audit.findings import Anchor, Finding, Verification
+from cdss.audit.sources import Row
+from cdss.audit.stored import MAX_LINE, parse, too_deep
+from cdss.catalog import schema_path
 from cdss.checklist import Checklist
-from cdss.errors import IntegrityError, InvalidInput, NotFound, UsageError
-from cdss.events import now
+from cdss.errors import InvalidInput, NotFound, UsageError
 from cdss.store import RegisteredKey
 
 FORMAT = "urn:cdss:bundle:1"
@@ -43,17 +38,31 @@ MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
 KEYS = "keys.json"
 SCHEMAS = ("event.schema.json", "checklist.schema.json")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MANIFEST_KEYS = frozenset({"format", "created_at", "source", "selection", "sessions", "events", "files"})
-_EVENT_KEYS = frozenset({"count", "first_seq", "first_prev", "first_hash", "last_seq", "last_hash"})
+MANIFEST_KEYS = frozenset({"format", "created_at", "source", "selection", "sessions", "events", "files"})
+EVENT_KEYS = frozenset({"count", "first_seq", "first_prev", "first_hash", "last_seq", "last_hash"})
+
+MAX_ENTRIES = 10_000
+"""Files in a bundle, at most: a bundle holds a few per checklist version."""
+MAX_FILE = 16 << 20
+"""Bytes in any file but the events, at most (a manifest of 100,000 sessions is 5 MB)."""
+MAX_EVENTS_FILE = 64 << 30
+"""Bytes in ``events.jsonl``, at most: some 100 million events."""
+MAX_RATIO = 100
+"""How much a zip entry over 1 MiB may inflate: real bundles compress about 4 to 10 times."""
+
+PUBLISHED_SCHEMAS = {
+    "0df6abbba20255aa46e6ec1bef3d684abeb82538635c5b2fcccab4454184abf4": "event.schema.json",
+    "feb767178bdbe046d42be37c66c4c5a8955390f384660c4e50efc8c70778b6a5": "checklist.schema.json",
+}
+"""sha256 of every schema file a cdss release shipped before this one (the current ones are added)."""
 
 
-# --- export ---------------------------------------------------------------------------
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Which sessions to export: started on or after ``since``, on or before ``until`` (UTC dates)."""
+    """Which sessions a bundle holds: started on or after ``since``, on or before ``until`` (UTC dates)."""
 
     since: str | None = None
     until: str | None = None
@@ -62,7 +71,7 @@ class Selection:
     def __post_init__(self) -> None:
         for name in ("since", "until"):
             value = getattr(self, name)
-            if value is not None and not _DATE.match(value):
+            if value is not None and not _DATE.fullmatch(value):
                 raise UsageError(f"--{name} {value}: expected a date as YYYY-MM-DD")
 
     def takes(self, started: dict[str, Any]) -> bool:
@@ -77,164 +86,123 @@ class Selection:
         return {"since": self.since, "until": self.until, "checklist": self.checklist}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def published_schemas() -> dict[str, str]:
+    """sha256 -> file name of every published schema, this release's included."""
+    found = dict(PUBLISHED_SCHEMAS)
+    for name in SCHEMAS:
+        found[hashlib.sha256(schema_path(name).read_bytes()).hexdigest()] = name
+    return found
 
 
-def export(store: Path, out: Path, selection: Selection, catalog: Catalog) -> dict[str, Any]:
-    """Write the bundle for ``selection`` to ``out`` (a new folder, or a .zip); return its manifest.
-
-    Everything is written under a temporary name beside ``out`` and renamed
-    into place last, so a failure leaves nothing behind.
-    """
-    from cdss.audit.verify import StoreSource
-
-    if out.exists():
-        raise UsageError(f"{out} already exists; choose a new path for the bundle")
-    if not out.parent.is_dir():
-        raise UsageError(f"folder {out.parent} does not exist")
-    files.check_file_target(out, replace=False)
-    source = StoreSource(store)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        selected = _select(source.db, selection)
-        events, pinned = _write_events(source.db, set(selected), work / EVENTS)
-        for checklist_id, version in sorted(pinned):
-            target = work / "checklists" / checklist_id / f"{version}.json"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(catalog.resolve(f"{checklist_id}@{version}").path, target)
-        (work / "schemas").mkdir()
-        for name in SCHEMAS:
-            shutil.copyfile(schema_path(name), work / "schemas" / name)
-        keys = [
-            {
-                "key_id": k.key_id,
-                "clinician": k.clinician,
-                "public_key": base64.b64encode(k.public_key).decode(),
-                "registered_at": k.registered_at,
-            }
-            for k in source.public_keys()
-        ]
-        (work / KEYS).write_text(json.dumps(keys, indent=2) + "\n", encoding="utf-8")
-        head_seq, head_hash, _ = source.head()
-        manifest = {
-            "format": FORMAT,
-            "created_at": now(),
-            "source": {"store": str(store), "head_seq": head_seq, "head_hash": head_hash},
-            "selection": selection.to_json(),
-            "sessions": sorted(selected),
-            "events": events,
-            "files": {
-                path.relative_to(work).as_posix(): sha256_file(path)
-                for path in sorted(work.rglob("*"))
-                if path.is_file()
-            },
-        }
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _place(work, out)
-        return manifest
-    finally:
-        source.close()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _select(db: sqlite3.Connection, selection: Selection) -> list[str]:
-    selected = [
-        session
-        for session, text in db.execute("SELECT session, event FROM events WHERE type = 'session-started'")
-        if selection.takes(json.loads(text))
-    ]
-    if not selected:
-        raise NotFound("no sessions match the selection; nothing was written")
-    return selected
-
-
-def _write_events(
-    db: sqlite3.Connection, selected: set[str], path: Path
-) -> tuple[dict[str, Any], set[tuple[str, str]]]:
-    """Every event from the first to the last of the selected sessions, re-serialised canonically."""
-    from cdss.events import StartedEvent, parse_event
-
-    low, high = None, None
-    for session, first, last in db.execute("SELECT session, min(seq), max(seq) FROM events GROUP BY session"):
-        if session in selected:
-            low = first if low is None else min(low, first)
-            high = last if high is None else max(high, last)
-    pinned: set[tuple[str, str]] = set()
-    count, head, tail = 0, None, None
-    with path.open("wb") as handle:
-        query = "SELECT seq, event FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq"
-        for seq, text in db.execute(query, (low, high)):
-            try:
-                event = parse_event(json.loads(text))
-            except ValueError:
-                raise IntegrityError(
-                    f"store event {seq} is not a valid cdss event; run `cdss audit verify` first"
-                ) from None
-            handle.write(event.canonical() + b"\n")
-            count, head, tail = count + 1, head or event, event
-            if isinstance(event, StartedEvent):
-                pinned.add((event.data.checklist.id, event.data.checklist.version))
-    assert head is not None and tail is not None
-    events = {
-        "count": count,
-        "first_seq": head.seq,
-        "first_prev": head.prev,
-        "first_hash": head.hash,
-        "last_seq": tail.seq,
-        "last_hash": tail.hash,
-    }
-    return events, pinned
-
-
-def _place(work: Path, out: Path) -> None:
-    # Through cdss.files: fsynced, never through a planted link, nothing half-written on failure.
-    if out.suffix != ".zip":
-        files.place_folder(work, out)
-        return
-    with (
-        files.writing(out, replace=False) as handle,
-        zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive,
-    ):
-        for path in sorted(work.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(work).as_posix())
-
-
-# --- reading ----------------------------------------------------------------------------
-
-
-class _Files:
-    """The files of a bundle, whether it is a folder or a zip."""
+class BundleFiles:
+    """The files of a bundle, whether it is a folder or a zip, each opened with its size checked."""
 
     def __init__(self, path: Path):
         self.path = path
         self.archive: zipfile.ZipFile | None = None
-        if path.is_dir():
-            self.names = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
-        elif path.is_file() and zipfile.is_zipfile(path):
-            self.archive = zipfile.ZipFile(path)
-            self.names = {n for n in self.archive.namelist() if not n.endswith("/")}
-        else:
-            what = "does not exist" if not path.exists() else "is neither a bundle folder nor a .zip"
-            raise InvalidInput(f"is not a bundle: it {what}", file=str(path))
-        for name in self.names:
-            pure = PurePosixPath(name)
-            if pure.is_absolute() or ".." in pure.parts:
-                raise InvalidInput(f"is not a bundle: unsafe file name {name!r}", file=str(path))
+        self.sizes: dict[str, int] = {}
+        with self.reading():
+            if path.is_dir():
+                self._list_folder()
+            elif path.is_file() and zipfile.is_zipfile(path):
+                self._list_archive()
+            else:
+                what = "does not exist" if not path.exists() else "is neither a bundle folder nor a .zip"
+                raise InvalidInput(f"is not a bundle: it {what}", file=str(path))
+        self.names = set(self.sizes)
 
-    def open(self, name: str) -> IO[bytes]:
-        if self.archive is not None:
-            return self.archive.open(name)
-        return (self.path / name).open("rb")
+    def _refuse(self, why: str) -> InvalidInput:
+        return InvalidInput(f"is not a bundle cdss will read: {why}", file=str(self.path))
+
+    def _list_folder(self) -> None:
+        for entry in self.path.rglob("*"):
+            mode = entry.lstat().st_mode
+            name = entry.relative_to(self.path).as_posix()
+            if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise self._refuse(f"{name} is not a plain file or folder")
+            if stat.S_ISREG(mode):
+                self._add(name, entry.stat().st_size)
+
+    def _list_archive(self) -> None:
+        archive = self.archive = zipfile.ZipFile(self.path)
+        entries = archive.infolist()
+        if len(entries) > MAX_ENTRIES:
+            raise self._refuse(f"it has {len(entries):,} entries; the limit is {MAX_ENTRIES:,}")
+        for info in entries:
+            if info.is_dir():
+                continue
+            if info.filename in self.sizes:
+                raise self._refuse(f"the archive holds {info.filename!r} twice")
+            if info.file_size > 1 << 20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise self._refuse(
+                    f"{info.filename} would inflate {info.file_size // max(info.compress_size, 1):,} "
+                    f"times (to {info.file_size:,} bytes); the limit is {MAX_RATIO} times"
+                )
+            self._add(info.filename, info.file_size)
+
+    def _add(self, name: str, size: int) -> None:
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or ".." in pure.parts or "\\" in name or not name:
+            raise self._refuse(f"unsafe file name {name!r}")
+        if len(self.sizes) >= MAX_ENTRIES:
+            raise self._refuse(f"it has more than {MAX_ENTRIES:,} files")
+        limit = MAX_EVENTS_FILE if name == EVENTS else MAX_FILE
+        if size > limit:
+            raise self._refuse(f"{name} is {size:,} bytes; the limit is {limit:,}")
+        self.sizes[name] = size
+
+    @contextmanager
+    def reading(self, name: str | None = None) -> Iterator[None]:
+        """A damaged archive or an unreadable file becomes one line naming it."""
+        where = f"{self.path}/{name}" if name else str(self.path)
+        try:
+            yield
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise InvalidInput(f"is damaged: {error}", file=where) from None
+        except (RuntimeError, NotImplementedError) as error:  # encrypted, unknown compression
+            raise InvalidInput(f"cannot be read: {error}", file=where) from None
+        except OSError as error:
+            raise InvalidInput(f"cannot be read: {error.strerror or error}", file=where) from None
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        with self.reading(name):
+            if self.archive is not None:
+                handle: IO[bytes] = self.archive.open(name)
+            else:
+                handle = (self.path / name).open("rb")
+            with handle:
+                yield handle
 
     def read(self, name: str) -> bytes:
+        limit = MAX_EVENTS_FILE if name == EVENTS else MAX_FILE
         with self.open(name) as handle:
-            return handle.read()
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise self._refuse(f"{name} is longer than {limit:,} bytes")
+        return data
+
+    def lines(self, name: str) -> Iterator[tuple[int, bytes, bool]]:
+        """Each line (without its newline), its number, and whether it ended in a newline.
+
+        A line longer than any event could be stops the reading: the rest of
+        it is never inflated.
+        """
+        with self.open(name) as handle:
+            number = 0
+            while True:
+                with self.reading(name):
+                    raw = handle.readline(MAX_LINE + 1)
+                if not raw:
+                    return
+                number += 1
+                ended = raw.endswith(b"\n")
+                if not ended and len(raw) > MAX_LINE:
+                    raise InvalidInput(
+                        f"line {number} is longer than {MAX_LINE:,} bytes: not an event",
+                        file=f"{self.path}/{name}",
+                    )
+                yield number, raw[:-1] if ended else raw, ended
 
     def sha256(self, name: str) -> str:
         digest = hashlib.sha256()
@@ -248,27 +216,32 @@ class _Files:
             self.archive.close()
 
 
-def read_manifest(files: _Files) -> dict[str, Any]:
+def read_manifest(files: BundleFiles) -> dict[str, Any]:
     where = f"{files.path}/{MANIFEST}"
     if MANIFEST not in files.names:
         raise InvalidInput(f"is not a bundle: it has no {MANIFEST}", file=str(files.path))
-    try:
-        manifest = json.loads(files.read(MANIFEST))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"is not JSON: {error}", file=where) from None
-    if not isinstance(manifest, dict) or set(manifest) != _MANIFEST_KEYS or manifest["format"] != FORMAT:
+    manifest = jsonfile.parse(files.read(MANIFEST), where, max_bytes=MAX_FILE)
+    if set(manifest) != MANIFEST_KEYS or manifest["format"] != FORMAT:
         raise InvalidInput(
-            f"is not a {FORMAT} manifest (keys: {', '.join(sorted(_MANIFEST_KEYS))})", file=where
+            f"is not a {FORMAT} manifest (keys: {', '.join(sorted(MANIFEST_KEYS))})", file=where
         )
+    source, events, selection = manifest["source"], manifest["events"], manifest["selection"]
     shape = (
         isinstance(manifest["files"], dict)
         and all(isinstance(v, str) for v in manifest["files"].values())
         and isinstance(manifest["sessions"], list)
         and all(isinstance(s, str) for s in manifest["sessions"])
-        and isinstance(manifest["events"], dict)
-        and set(manifest["events"]) == _EVENT_KEYS
-        and all(isinstance(manifest["events"][k], int) for k in ("count", "first_seq", "last_seq"))
-        and isinstance(manifest["source"], dict)
+        and isinstance(events, dict)
+        and set(events) == EVENT_KEYS
+        and all(type(events[k]) is int for k in ("count", "first_seq", "last_seq"))
+        and all(isinstance(events[k], str) for k in ("first_prev", "first_hash", "last_hash"))
+        and isinstance(source, dict)
+        and type(source.get("head_seq")) is int
+        and isinstance(source.get("head_hash"), str)
+        and isinstance(selection, dict)
+        and set(selection) == {"since", "until", "checklist"}
+        and all(v is None or isinstance(v, str) for v in selection.values())
+        and all(selection[k] is None or _DATE.fullmatch(selection[k]) for k in ("since", "until"))
     )
     if not shape:
         raise InvalidInput("manifest fields have the wrong shape (see docs/bundle-format.md)", file=where)
@@ -276,19 +249,27 @@ def read_manifest(files: _Files) -> dict[str, Any]:
 
 
 def anchors(path: Path) -> list[Anchor]:
-    """What a bundle proves a store must still hold: its last event, and the store's head at export."""
-    files = _Files(path)
+    """The places a bundle names: its last event, the link before its first, the store head at export."""
+    files = BundleFiles(path)
     try:
         manifest = read_manifest(files)
     finally:
         files.close()
+    return manifest_anchors(manifest, f"bundle {path}")
+
+
+def manifest_anchors(manifest: dict[str, Any], name: str) -> list[Anchor]:
     events, source = manifest["events"], manifest["source"]
-    found = [Anchor(events["last_seq"], events["last_hash"], f"bundle {path} (its last event)")]
-    if isinstance(source.get("head_seq"), int) and source["head_seq"] > 0:
-        found.append(
-            Anchor(source["head_seq"], str(source["head_hash"]), f"bundle {path} (store head at export)")
-        )
+    found = [Anchor(events["last_seq"], events["last_hash"], f"{name} (its last event)")]
+    if events["first_seq"] > 1:
+        found.append(Anchor(events["first_seq"] - 1, events["first_prev"], f"{name} (the link before it)"))
+    if source["head_seq"] > 0 and source["head_seq"] != events["last_seq"]:
+        found.append(Anchor(source["head_seq"], source["head_hash"], f"{name} (store head at export)"))
     return found
+
+
+def unfiltered(manifest: dict[str, Any]) -> bool:
+    return all(value is None for value in manifest["selection"].values())
 
 
 class BundleSource:
@@ -297,18 +278,21 @@ class BundleSource:
     def __init__(self, path: Path):
         self.path = path
         self.name = f"bundle {path}"
-        self._files = _Files(path)
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._files = BundleFiles(path)
         try:
             self.manifest = read_manifest(self._files)
             self._check_listing()
         except BaseException:
             self._files.close()
             raise
-        events = self.manifest["events"]
+        events, source = self.manifest["events"], self.manifest["source"]
         self.first_seq: int = events["first_seq"]
-        self.first_prev: str = str(events["first_prev"])
+        self.first_prev: str = events["first_prev"]
         self.selected: frozenset[str] | None = frozenset(self.manifest["sessions"])
+        self.recorded_head: tuple[int, str] | None = (source["head_seq"], source["head_hash"])
+        self.selection: Selection | None = Selection(**self.manifest["selection"])
+        self.unterminated: int | None = None
+        """The number of a last line without its newline, once ``rows`` has read it."""
 
     def _check_listing(self) -> None:
         listed = set(self.manifest["files"])
@@ -317,6 +301,12 @@ class BundleSource:
         required = sorted({EVENTS, KEYS, *(f"schemas/{s}" for s in SCHEMAS)} - listed)
         problems = [f"missing {n}" for n in missing] + [f"extra file {n}" for n in extra]
         problems += [f"manifest does not list {n}" for n in required]
+        problems += [
+            f"unexpected file {n}"
+            for n in sorted(listed)
+            if n not in required and n not in (EVENTS, KEYS, *(f"schemas/{s}" for s in SCHEMAS))
+            and not (n.startswith("checklists/") and n.endswith(".json") and n.count("/") == 2)
+        ]  # fmt: skip
         if problems:
             raise InvalidInput(
                 f"is not a complete bundle: {'; '.join(problems)} (compared with its manifest)",
@@ -328,40 +318,55 @@ class BundleSource:
 
     def close(self) -> None:
         self._files.close()
-        if self._scratch is not None:
-            self._scratch.cleanup()
 
     def rows(self) -> Iterator[Row]:
-        with self._files.open(EVENTS) as handle:
-            for number, raw in enumerate(handle, 1):
-                try:
-                    text: Any = raw.decode("utf-8").removesuffix("\n")
-                except UnicodeDecodeError:
-                    text = None
-                yield number, text, None
+        for number, raw, ended in self._files.lines(EVENTS):
+            try:
+                text: Any = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if not ended:
+                self.unterminated = number
+            yield number, text, None
 
-    def lookup(self, hashes: set[str]) -> Iterator[dict[str, Any]]:
+    def lookup(self, wanted: dict[str, set[str]]) -> Iterator[dict[str, Any]]:
+        hashes = set().union(*wanted.values())
         for _, text, _ in self.rows():
             try:
-                event = json.loads(text)
+                event = parse(text)
             except (TypeError, ValueError):
                 continue
             if isinstance(event, dict) and event.get("hash") in hashes:
                 yield event
 
+    def hash_at(self, seq: int) -> str | None:
+        line = seq - self.first_seq + 1
+        if line < 1:
+            return None
+        for number, text, _ in self.rows():
+            if number == line:
+                try:
+                    event = parse(text)
+                except (TypeError, ValueError):
+                    return None
+                return event.get("hash") if isinstance(event, dict) else None
+        return None
+
     def public_keys(self) -> list[RegisteredKey]:
+        where = f"{self.path}/{KEYS}"
         try:
-            listed = json.loads(self._files.read(KEYS))
+            text = self._files.read(KEYS).decode("utf-8")
+            if too_deep(text):
+                raise ValueError
+            listed = json.loads(text)
             return [
                 RegisteredKey(
                     k["key_id"], k["clinician"], base64.b64decode(k["public_key"]), k["registered_at"]
                 )
                 for k in listed
             ]
-        except (ValueError, TypeError, KeyError):
-            raise InvalidInput(
-                "is not a list of keys (see docs/bundle-format.md)", file=f"{self.path}/{KEYS}"
-            ) from None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise InvalidInput("is not a list of keys (see docs/bundle-format.md)", file=where) from None
 
     def checklist(self, checklist_id: str, version: str) -> Checklist:
         from cdss.validation import check_document
@@ -376,13 +381,14 @@ class BundleSource:
         return checklist
 
     def after(self, result: Verification) -> Iterator[Finding]:
-        """The manifest's own claims, compared with what the pass found."""
-        for name, recorded in sorted(self.manifest["files"].items()):
-            if name in self._files.names and self._files.sha256(name) != recorded:
-                yield Finding(None, None, f"{name} does not match its sha256 in the manifest")
-        events = self.manifest["events"]
+        """The manifest's own claims, compared with the files and with what the pass found."""
+        yield from self._files_hold()
+        if self.unterminated is not None:
+            yield Finding(None, None, f"{EVENTS} does not end with a newline (its last line is cut)")
+        events, source = self.manifest["events"], self.manifest["source"]
         actual = {
             "count": result.events,
+            "first_hash": result.first_hash,
             "last_seq": result.last_seq,
             "last_hash": result.head,
         }
@@ -391,10 +397,31 @@ class BundleSource:
                 yield Finding(
                     None, None, f"manifest says events {key} {events[key]!r}, the events file has {value!r}"
                 )
-        first = result.first_hash
-        if events["first_hash"] != first:
-            yield Finding(
-                None,
-                None,
-                f"manifest says first_hash {events['first_hash']!r}, the events file has {first!r}",
-            )
+        if source["head_seq"] < events["last_seq"]:
+            yield Finding(None, None, f"manifest says the store head was seq {source['head_seq']}, before "
+                          f"its last event {events['last_seq']}")  # fmt: skip
+        if unfiltered(self.manifest) and (
+            events["first_seq"] != 1 or (source["head_seq"], source["head_hash"]) != (
+                events["last_seq"], events["last_hash"])
+        ):  # fmt: skip
+            yield Finding(None, None, f"an unfiltered export must hold the whole chain, seq 1 to the "
+                          f"store head it recorded (seq {source['head_seq']}); this one holds seq "
+                          f"{events['first_seq']}..{events['last_seq']}")  # fmt: skip
+        yield from _unpinned(self.manifest["files"], result.pinned)
+
+    def _files_hold(self) -> Iterator[Finding]:
+        published = published_schemas()
+        for name, recorded in sorted(self.manifest["files"].items()):
+            actual = self._files.sha256(name)
+            if actual != recorded:
+                yield Finding(None, None, f"{name} does not match its sha256 in the manifest")
+            if name.startswith("schemas/") and published.get(actual) != name.removeprefix("schemas/"):
+                yield Finding(None, None, f"{name} is not a schema cdss published (its sha256 is "
+                              f"{actual[:12]}…; see docs/bundle-format.md)")  # fmt: skip
+
+
+def _unpinned(files: Iterable[str], pinned: set[tuple[str, str]]) -> Iterator[Finding]:
+    for name in sorted(files):
+        parts = name.split("/")
+        if parts[0] == "checklists" and (parts[1], parts[2].removesuffix(".json")) not in pinned:
+            yield Finding(None, None, f"{name} is not pinned by any session started in the bundle")

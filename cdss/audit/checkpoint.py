@@ -60,7 +60,7 @@ def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoi
 
     The store is only read.
     """
-    from cdss.audit.verify import StoreSource
+    from cdss.audit.sources import StoreSource
 
     if out.exists():
         raise UsageError(f"{out} already exists; choose another file for the checkpoint")
@@ -84,6 +84,15 @@ def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoi
         point = Checkpoint(seq, head, at, point.taken_at, point.store, _signer(claim))
     files.write_text(out, json.dumps(written, indent=2) + "\n", replace=False)
     return point
+
+
+def looks_like_one(path: Path) -> bool:
+    """Whether ``path`` is JSON text (a checkpoint) rather than, say, a store; unreadable counts as one."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(64).lstrip()[:1] in (b"{", b"[", b"")
+    except OSError:
+        return True
 
 
 def read(path: Path) -> Checkpoint:

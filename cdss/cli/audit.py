@@ -19,8 +19,10 @@ from cdss.cli.sessions import StorePath, passphrase, store_path
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cdss.audit.against import Reference
+    from cdss.audit.findings import Verification
     from cdss.audit.report import Figures
-    from cdss.audit.verify import Anchor, Source, Verification
+    from cdss.audit.sources import Source
 
 FAILED = 1
 SHOWN_FINDINGS = 200
@@ -48,21 +50,27 @@ def open_source(bundle: Path | None, store: Path | None, folders: list[Path] | N
         from cdss.audit.bundle import BundleSource
 
         return BundleSource(bundle)
-    from cdss.audit.verify import StoreSource
+    from cdss.audit.sources import StoreSource
 
     return StoreSource(store_path(store), open_catalog(folders))
 
 
-def anchors_from(path: Path) -> list[Anchor]:
-    """What ``--against`` names: a bundle's last event and its store's head, or a checkpoint."""
-    from cdss.audit import bundle, checkpoint
-    from cdss.audit.verify import Anchor
+def reference_from(path: Path) -> Reference:
+    """What ``--against`` names: a bundle, a store file, or a checkpoint (see ``cdss.audit.against``)."""
+    from cdss.audit import against, bundle, checkpoint
+    from cdss.audit.findings import Anchor
+    from cdss.audit.sources import StoreSource
 
     if path.is_dir() or path.suffix == ".zip":
-        return bundle.anchors(path)
+        source = bundle.BundleSource(path)
+        return against.SourceReference(source, bundle.manifest_anchors(source.manifest, source.name))
+    if not checkpoint.looks_like_one(path):
+        store = StoreSource(path)
+        seq, hash_, _ = store.head()
+        return against.SourceReference(store, [Anchor(seq, hash_, f"{store.name} (its head)")])
     point = checkpoint.read(path)
     signed = f", signed by {point.signed_by}" if point.signed_by else ", not signed"
-    return [Anchor(point.seq, point.hash, f"checkpoint {path} taken {point.taken_at}{signed}")]
+    return against.CheckpointReference(point, f"checkpoint {path} taken {point.taken_at}{signed}")
 
 
 def _show(result: Verification, json: bool) -> None:
@@ -89,8 +97,9 @@ def verify_command(
     against: Annotated[
         Path | None,
         typer.Option(
-            metavar="BUNDLE_OR_CHECKPOINT",
-            help="Also require the events this bundle or checkpoint recorded (reveals a cut-off tail).",
+            metavar="BUNDLE_STORE_OR_CHECKPOINT",
+            help="Also compare with this bundle, store or checkpoint the auditor kept (reveals a cut-off "
+            "tail; see docs/bundle-format.md).",
         ),
     ] = None,
     checklists: ChecklistFolders = None,
@@ -100,14 +109,21 @@ def verify_command(
 
     Exit 0 when everything holds, 1 when anything does not (each broken place is listed).
     """
+    from cdss.audit.against import ends_agree
     from cdss.audit.verify import verify
 
-    anchors = anchors_from(against) if against is not None else []
-    source = open_source(bundle, store, checklists)
+    reference = reference_from(against) if against is not None else None
     try:
-        result = verify(source, anchors)
+        source = open_source(bundle, store, checklists)
+        try:
+            result = verify(source, reference.anchors() if reference else ())
+            if reference is not None:
+                result.keep(ends_agree(result, source, reference))
+        finally:
+            source.close()
     finally:
-        source.close()
+        if reference is not None:
+            reference.close()
     _show(result, json)
     if not result.ok:
         raise typer.Exit(FAILED)
@@ -164,7 +180,8 @@ def export_command(
     checklists: ChecklistFolders = None,
 ) -> None:
     """Write a self-contained bundle that verifies offline (docs/bundle-format.md)."""
-    from cdss.audit.bundle import Selection, export
+    from cdss.audit.bundle import Selection
+    from cdss.audit.export import export
 
     selection = Selection(since, until, checklist)
     manifest = export(store_path(store), out, selection, open_catalog(checklists))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cdss.events import Draft, Event
 
@@ -93,6 +93,14 @@ def signature_holds(public_key: bytes, signature: str, payload: bytes) -> bool:
     return True
 
 
+StoredRow = tuple[Any, Any, Any, Any, Any]
+"""One event as the store holds it, unparsed: (seq, session, type, hash, canonical text).
+
+Audits read these rather than parsed events: a damaged row must be reported
+and the reading go on, and the stored text is what the hash covers.
+"""
+
+
 @dataclass(frozen=True)
 class RegisteredKey:
     """A clinician's Ed25519 public key; ``key_id`` is the sha256 (hex) of its raw bytes."""
@@ -112,6 +120,10 @@ class Store(Protocol):
 
     def events(self, session: str | None = None) -> Iterator[Event]:
         """Events in ``seq`` order, one at a time (a store may hold millions)."""
+        ...
+
+    def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[StoredRow]:
+        """Events after ``seq`` ``after`` as stored, unparsed, in ``seq`` order (for audits)."""
         ...
 
     def head(self) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from types import TracebackType
 
 from cdss.errors import CdssError, IntegrityError, InvalidInput, StoreError
 from cdss.events import GENESIS, Event, now, parse_event, seal
-from cdss.store import DraftSource, RegisteredKey, SessionRow
+from cdss.store import DraftSource, RegisteredKey, SessionRow, StoredRow
 from cdss.store import key_id as key_id_of
 
 ENV_STORE = "CDSS_STORE"
@@ -157,8 +157,11 @@ def _translated(path: Path) -> Iterator[None]:
 class SqliteStore:
     """An open store file. Use ``open_store`` (a context manager), or close it yourself."""
 
-    def __init__(self, path: Path | str | None = None):
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False):
         self.path = Path(path) if path is not None else default_path()
+        if read_only:  # for audits: never creates, migrates or writes
+            self._db = open_read_only(self.path)
+            return
         if path is None and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         _check_location(self.path)
@@ -279,6 +282,17 @@ class SqliteStore:
                 )
             for seq, text in cursor:
                 yield _parse(seq, text)
+
+    def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[StoredRow]:
+        columns = "SELECT seq, session, type, hash, event FROM events"
+        with _translated(self.path):
+            if session is None:
+                cursor = self._db.execute(f"{columns} WHERE seq > ? ORDER BY seq", (after,))
+            else:
+                cursor = self._db.execute(
+                    f"{columns} WHERE session = ? AND seq > ? ORDER BY seq", (session, after)
+                )
+            yield from cursor
 
     def sessions(self) -> list[SessionRow]:
         query = """
