@@ -211,9 +211,12 @@ def test_a_cut_off_tail_is_found_only_against_a_checkpoint(
     [
         (lambda text: text[: len(text) // 2], "is not a readable checkpoint"),
         (lambda text: text.replace('"seq": ', '"seq": 1', 1), "digest does not match its content"),
-        (lambda text: json.dumps({**json.loads(text), "store": 1e400}), "has no canonical form"),
+        (lambda text: json.dumps({**json.loads(text), "store": 2**60}), "has no canonical form"),
+        (lambda text: json.dumps({**json.loads(text), "store": 1e400}), "is not a readable checkpoint"),
         (lambda text: text.replace('"digest"', '"extra": 1, "digest"', 1), "is not a cdss checkpoint"),
-        (lambda text: "[]", "is not a cdss checkpoint"),
+        (lambda text: "[]", "is not a readable checkpoint: expected a JSON object"),
+        (lambda text: "[" * 50_000, "is not a readable checkpoint: JSON is nested too deeply"),
+        (lambda text: " " * 100_000, "is not a readable checkpoint: the JSON is 65,537 bytes"),
         (lambda text: text.replace("}", ', "signature": 5}'), "checkpoint signature does not verify"),
     ],
 )

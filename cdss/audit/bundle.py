@@ -220,7 +220,7 @@ def read_manifest(files: BundleFiles) -> dict[str, Any]:
     where = f"{files.path}/{MANIFEST}"
     if MANIFEST not in files.names:
         raise InvalidInput(f"is not a bundle: it has no {MANIFEST}", file=str(files.path))
-    manifest = jsonfile.parse(files.read(MANIFEST), where, max_bytes=MAX_FILE)
+    manifest = jsonfile.loads_bounded(files.read(MANIFEST), where, max_bytes=MAX_FILE)
     if set(manifest) != MANIFEST_KEYS or manifest["format"] != FORMAT:
         raise InvalidInput(
             f"is not a {FORMAT} manifest (keys: {', '.join(sorted(MANIFEST_KEYS))})", file=where

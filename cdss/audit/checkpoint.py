@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cdss import files
+from cdss import files, jsonfile
 from cdss.catalog import content_hash
 from cdss.errors import InvalidInput, UsageError
 from cdss.events import now
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from cdss.keys import SigningKey
 
 FORMAT = "urn:cdss:checkpoint:1"
+MAX_BYTES = 64 << 10
+"""A checkpoint is well under 2 KiB; anything this large is not one."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,15 @@ def looks_like_one(path: Path) -> bool:
 def read(path: Path) -> Checkpoint:
     """A checkpoint file, its digest and any signature checked; ``InvalidInput`` for anything else."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InvalidInput(f"is not a readable checkpoint: {error}", file=str(path)) from None
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise InvalidInput(f"is not a readable checkpoint: {reason}", file=str(path)) from None
+    try:
+        value = jsonfile.loads_bounded(data, str(path), max_bytes=MAX_BYTES)
+    except InvalidInput as error:
+        raise InvalidInput(f"is not a readable checkpoint: {error.message}", file=str(path)) from None
     expected = {"format", "store", "seq", "hash", "at", "taken_at", "digest"}
     if (
         not isinstance(value, dict)
