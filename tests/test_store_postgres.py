@@ -188,3 +188,148 @@ def test_without_psycopg_a_url_names_the_extra() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     assert done.stdout.strip() == "a PostgreSQL store needs psycopg: pip install 'cdss[postgres]'"
+
+
+# --- many writers, killed clients, a server stopped abruptly ---------------------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys, uuid
+    from cdss.store.postgres import PostgresStore
+    from tests.test_store_postgres import answered, started
+
+    url, count = sys.argv[1], int(sys.argv[2])
+    session = uuid.uuid4().hex
+    with PostgresStore(url) as store:
+        store.append(started(session))
+        for n in range(count):
+            event = store.append(answered(session, f"item-{n}"))[0]
+            print(event.seq, event.hash, flush=True)
+    """
+)
+
+
+def python(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+
+
+def test_ten_processes_answering_at_once_keep_one_valid_chain(store: PostgresStore) -> None:
+    writers = [python(WRITER, store.url, "100") for _ in range(10)]
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        assert len(out.splitlines()) == 100
+    events = list(store.events())
+    assert len(events) == 10 * 101
+    assert list(check_chain(events)) == []
+    assert len(store.sessions()) == 10
+    assert all(sum(1 for _ in store.events(row.id)) == 101 for row in store.sessions())
+
+
+HANGING = textwrap.dedent(
+    """
+    import sys, time, uuid
+    from cdss.store.postgres import PostgresStore
+    from tests.test_store_postgres import answered, started
+
+    def hang(previous):
+        print("inside", flush=True)
+        time.sleep(600)
+
+    session = uuid.uuid4().hex
+    with PostgresStore(sys.argv[1]) as store:
+        store.append(started(session), started(uuid.uuid4().hex), hang)
+    """
+)
+
+
+def test_a_client_killed_mid_transaction_leaves_no_half_event(store: PostgresStore) -> None:
+    import signal
+
+    store.append(started(uuid.uuid4().hex))
+    before = store.head()
+    client = python(HANGING, store.url)
+    assert client.stdout is not None
+    assert client.stdout.readline().strip() == "inside"  # two events inserted, not committed
+    os.kill(client.pid, signal.SIGKILL)
+    client.wait(timeout=30)
+    # The server notices the closed connection, rolls back and frees the lock: the next append goes on.
+    after = store.append(answered(store.sessions()[0].id))
+    assert after[0].seq == before[0] + 1
+    assert list(check_chain(store.events())) == []
+
+
+def test_an_immediate_server_stop_loses_nothing_acknowledged(private_postgres: PostgresServer) -> None:
+    from cdss.errors import StoreUnreachable
+
+    url = private_postgres.new_database()
+    PostgresStore(url, create=True).close()
+    writer = python(WRITER, url, "100000")
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline() for _ in range(50)]
+    private_postgres.stop("immediate")
+    out, err = writer.communicate(timeout=60)
+    assert writer.returncode != 0
+    assert "unreachable" in err
+    acknowledged += out.splitlines()
+    with pytest.raises(StoreUnreachable):
+        PostgresStore(url)
+    private_postgres.start()
+    with PostgresStore(url) as reopened:
+        stored = {event.seq: event.hash for event in reopened.events()}
+        assert list(check_chain(reopened.events())) == []
+    for line in acknowledged:
+        seq, hash_ = line.split()
+        assert stored[int(seq)] == hash_
+
+
+# --- cdss store init / copy through the installed command --------------------------------------------
+
+
+def cdss(*args: str) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import cdss_command
+
+    return subprocess.run([cdss_command(), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_store_init_creates_the_schema_and_prints_the_roles(postgres_url: str) -> None:
+    done = cdss("store", "init", postgres_url, "--writer", "room_writer")
+    assert done.returncode == 0, done.stderr
+    assert 'GRANT SELECT, INSERT ON cdss.events TO "room_writer";' in done.stdout
+    assert 'GRANT SELECT ON cdss.events, cdss.meta, cdss.migrations TO "cdss_auditor";' in done.stdout
+    assert "UPDATE" not in done.stdout and "DELETE" not in done.stdout
+    with PostgresStore(postgres_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+    again = cdss("store", "init", postgres_url)
+    assert again.returncode == 0, again.stderr
+
+
+def test_store_copy_appends_the_rest_and_refuses_another_chain(
+    postgres_server: PostgresServer, store: PostgresStore
+) -> None:
+    session = uuid.uuid4().hex
+    store.append(started(session), answered(session))
+    target = postgres_server.new_database()
+    done = cdss("store", "copy", store.url, target)
+    assert done.returncode == 0, done.stderr
+    assert "copied 2 events" in done.stdout
+    store.append(answered(session, "b"))
+    done = cdss("store", "copy", store.url, target)
+    assert done.returncode == 0, done.stderr
+    assert "copied 1 event (2 were already there)" in done.stdout
+    with PostgresStore(target) as copy:
+        assert list(copy.stored()) == list(store.stored())
+    other = postgres_server.new_database()
+    with PostgresStore(other, create=True) as elsewhere:
+        elsewhere.append(started(uuid.uuid4().hex))
+    refused = cdss("store", "copy", store.url, other)
+    assert refused.returncode == 1
+    assert "holds a different chain" in refused.stderr
+    with PostgresStore(other) as elsewhere:
+        assert elsewhere.head()[0] == 1

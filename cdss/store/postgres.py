@@ -33,11 +33,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from cdss.errors import CdssError, IntegrityError, NotFound, StoreError, StoreUnreachable
 from cdss.events import GENESIS, Event, parse_event, seal
 from cdss.store import DraftSource, SessionRow
+
+StoredRow = tuple[Any, Any, Any, Any, Any]
+"""(seq, session, type, hash, canonical text); ``cdss.store.StoredRow`` once the contract names it."""
 
 if TYPE_CHECKING:
     import psycopg
@@ -124,7 +127,8 @@ def redacted(url: str) -> str:
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
+    # Kept as written (not re-encoded), less any password parameter.
+    query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0].strip().lower() != "password")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -318,8 +322,8 @@ class PostgresStore:
         with self._translated():
             return self._head()
 
-    def rows(self, session: str | None = None, *, after: int = 0) -> Iterator[tuple[int, str, str]]:
-        """``(seq, hash, stored text)`` in ``seq`` order, a page at a time.
+    def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[StoredRow]:
+        """Events after ``after`` as stored, unparsed: ``(seq, session, type, hash, text)`` in ``seq`` order.
 
         Pages by ``seq`` rather than holding a cursor open: no transaction stays
         open between pages, and an append in between is safe. Appends commit in
@@ -327,20 +331,43 @@ class PostgresStore:
         """
         where = "" if session is None else "AND session = %(session)s"
         query = (
-            f"SELECT seq, hash, event FROM cdss.events WHERE seq > %(after)s {where} "
+            f"SELECT seq, session, type, hash, event FROM cdss.events WHERE seq > %(after)s {where} "
             f"ORDER BY seq LIMIT {PAGE}"
         )
         while True:
             with self._translated():
                 page = self.db.execute(query, {"after": after, "session": session}).fetchall()
-            for seq, hash_, text in page:
-                yield int(seq), str(hash_), str(text)
+            for row in page:
+                yield tuple(row)
             if len(page) < PAGE:
                 return
             after = int(page[-1][0])
 
+    def receive(self, rows: Sequence[StoredRow]) -> None:
+        """Append events sealed in another store of the same chain, verbatim (``cdss store copy``).
+
+        One transaction under the append lock; the first row must follow the
+        head (the link trigger refuses anything else), so a copy interrupted
+        between batches leaves a prefix that the next copy continues.
+        """
+        if not rows:
+            return
+        with self._translated():
+            db = self.db
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                seq, _ = self._head()
+                if int(rows[0][0]) != seq + 1:
+                    raise StoreError(f"{self.name} now ends at {seq}; event {rows[0][0]} does not follow it")
+                with db.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO cdss.events (seq, session, type, prev, hash, event) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)",
+                        [(s, session, kind, _prev(text), h, text) for s, session, kind, h, text in rows],
+                    )
+
     def events(self, session: str | None = None, *, after: int = 0) -> Iterator[Event]:
-        for seq, _, text in self.rows(session, after=after):
+        for seq, _, _, _, text in self.stored(session, after=after):
             yield _parse(seq, text)
 
     def sessions(self) -> list[SessionRow]:
@@ -415,6 +442,13 @@ def _check_version(name: str, version: int) -> None:
             f"{name} was written by a newer cdss (store schema version {version}; this cdss "
             f"reads up to {SCHEMA_VERSION}); upgrade cdss to use it. cdss left it unchanged"
         )
+
+
+def _prev(text: str) -> str:
+    try:
+        return str(json.loads(text)["prev"])
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return ""
 
 
 def _parse(seq: int, text: str) -> Event:
