@@ -14,20 +14,43 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from pydantic import ValidationError as ModelError
 
 from cdss import jsonfile
 from cdss.catalog import LOCK_FILE, Catalog, content_hash, read_lock, scan_folder, schema_path
-from cdss.checklist import IDENTIFIER_PATTERN, SEMVER_PATTERN, Checklist, Condition
+from cdss.checklist import (
+    DOI_PATTERN,
+    FILE_PATTERN,
+    IDENTIFIER_PATTERN,
+    SCHEMA_V1,
+    SECTION_ID_PATTERN,
+    SEMVER_PATTERN,
+    SHA256_PATTERN,
+    URL_PATTERN,
+    Checklist,
+    Condition,
+    DocumentSource,
+    ecma_regex,
+)
 from cdss.errors import InvalidInput, Issue
 
 
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """The ``pattern`` keyword with ECMA-262 semantics (jsonschema's own uses Python's ``$``)."""
+    if isinstance(instance, str) and ecma_regex(pattern).search(instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
+
+
 @cache
-def checklist_validator() -> Draft202012Validator:
+def checklist_validator() -> Any:
+    """The published schema, with patterns judged as any ECMA-262 validator judges them."""
     schema = json.loads(schema_path("checklist.schema.json").read_text(encoding="utf-8"))
-    return Draft202012Validator(schema)
+    return EcmaValidator(schema)
 
 
 def _describe(error: ValidationError) -> str:
@@ -58,6 +81,8 @@ def _describe(error: ValidationError) -> str:
         return f"needs at least {count} entr{'y' if count == 1 else 'ies'}"
     if kind == "minProperties":
         return "must not be empty"
+    if kind == "anyOf" and schema.get("anyOf") == [{"required": ["url"]}, {"required": ["doi"]}]:
+        return "needs a url, a doi or both"
     if kind == "pattern":
         return f"{_short(instance)} is not {_PATTERN_NAMES.get(expected, 'valid')}"
     if kind in ("const", "enum"):
@@ -69,8 +94,11 @@ def _describe(error: ValidationError) -> str:
 _PATTERN_NAMES = {
     IDENTIFIER_PATTERN: "a lowercase kebab-case id (a-z, 0-9 and single hyphens)",
     SEMVER_PATTERN: "a full semantic version such as 1.0.0",
-    "^[0-9a-f]{64}$": "a sha256 in lowercase hex (64 characters)",
-    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "a plain file name",
+    SHA256_PATTERN: "a sha256 in lowercase hex (64 characters)",
+    FILE_PATTERN: "a plain file name",
+    SECTION_ID_PATTERN: "a section number or name such as 5.1 or boxed-warning",
+    URL_PATTERN: "an https:// address",
+    DOI_PATTERN: "a DOI such as 10.1001/jamapsychiatry.2017.0080 (no https://doi.org/ prefix)",
 }
 
 
@@ -94,10 +122,19 @@ def schema_issues(document: dict[str, Any], source: str) -> list[Issue]:
 
 def model_issues(error: ModelError, source: str) -> list[Issue]:
     """pydantic's ``loc`` tuples rendered as the same JSON pointers the schema uses."""
-    return [
-        Issue(source, jsonfile.pointer([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"])
-        for e in error.errors()
-    ]
+    return [Issue(source, jsonfile.pointer(_json_path(e["loc"])), e["msg"]) for e in error.errors()]
+
+
+def _json_path(loc: tuple[int | str, ...]) -> list[str | int]:
+    # A source is a tagged union; pydantic puts the tag ("document"/"reference") after
+    # the index, where the document has no key.
+    path: list[str | int] = []
+    for index, part in enumerate(loc):
+        after_source = index >= 2 and loc[index - 2] == "sources" and isinstance(loc[index - 1], int)
+        if after_source and part in ("document", "reference"):
+            continue
+        path.append(part)
+    return path
 
 
 def check_document(
@@ -144,7 +181,14 @@ def semantic_issues(
                 f"version {checklist.version!r} differs from the file name {path.name!r}",
             )
 
+    yield from _format_issues(checklist, issue)
     yield from _duplicates("/documents", "document id", [d.id for d in checklist.documents], issue)
+    for r, reference in enumerate(checklist.references or ()):
+        yield from _duplicates(
+            f"/references/{r}/sections", "section id", [x.id for x in reference.sections], issue
+        )
+    yield from _duplicates("/references", "reference id", [r.id for r in checklist.references or ()], issue)
+    yield from _duplicates("/pauses", "pause id", [p.id for p in checklist.pauses or ()], issue)
     yield from _duplicates("/context/routes", "route", [r.id for r in checklist.context.routes], issue)
     yield from _duplicates(
         "/context/populations", "population", [p.id for p in checklist.context.populations], issue
@@ -158,7 +202,11 @@ def semantic_issues(
     document_ids = {d.id for d in checklist.documents}
     routes = {r.id for r in checklist.context.routes}
     populations = {p.id for p in checklist.context.populations}
+    pauses = list(dict.fromkeys(p.id for p in checklist.pauses or ()))
     for s, section in enumerate(checklist.sections):
+        if section.pause is not None and section.pause not in pauses:
+            valid = ", ".join(pauses) or "none declared"
+            yield issue(f"/sections/{s}/pause", f"unknown pause {section.pause!r}; declared: {valid}")
         yield from _condition_issues(
             f"/sections/{s}/applies_when", section.applies_when, routes, populations, issue
         )
@@ -172,14 +220,49 @@ def semantic_issues(
                 f"{here}/applies_when", item.applies_when, routes, populations, issue
             )
             for k, cited in enumerate(item.sources):
-                if cited.document not in document_ids:
+                if isinstance(cited, DocumentSource):
+                    if cited.document not in document_ids:
+                        yield issue(
+                            f"{here}/sources/{k}/document",
+                            f"cites document {cited.document!r}, which /documents does not declare",
+                        )
+                    continue
+                cited_reference = checklist.reference(cited.reference)
+                if cited_reference is None:
                     yield issue(
-                        f"{here}/sources/{k}/document",
-                        f"cites document {cited.document!r}, which /documents does not declare",
+                        f"{here}/sources/{k}/reference",
+                        f"cites reference {cited.reference!r}, which /references does not declare",
+                    )
+                elif cited_reference.section(cited.section) is None:
+                    declared = ", ".join(dict.fromkeys(x.id for x in cited_reference.sections))
+                    yield issue(
+                        f"{here}/sources/{k}/section",
+                        f"cites section {cited.section!r} of reference {cited.reference!r}, "
+                        f"which it does not declare; declared: {declared}",
                     )
 
     if documents is not None:
         yield from _document_issues(checklist, documents, issue)
+
+
+def _format_issues(checklist: Checklist, issue: Any) -> Iterator[Issue]:
+    """A file that says it is format 1 may not use what format 2 added."""
+    if checklist.schema_id != SCHEMA_V1:
+        return
+    needs = '; declare "$schema": "urn:cdss:schema:checklist:2" to use it'
+    if checklist.references is not None:
+        yield issue("/references", "references are format 2" + needs)
+    if checklist.pauses is not None:
+        yield issue("/pauses", "pauses are format 2" + needs)
+    for s, section in enumerate(checklist.sections):
+        if section.pause is not None:
+            yield issue(f"/sections/{s}/pause", "a section's pause is format 2" + needs)
+        for i, item in enumerate(section.items):
+            for k, cited in enumerate(item.sources):
+                if not isinstance(cited, DocumentSource):
+                    yield issue(
+                        f"/sections/{s}/items/{i}/sources/{k}", "citing a reference is format 2" + needs
+                    )
 
 
 def _duplicates(pointer: str, what: str, values: list[str], issue: Any) -> Iterator[Issue]:
@@ -233,6 +316,8 @@ def _document_issues(checklist: Checklist, folder: Path, issue: Any) -> Iterator
     for s, section in enumerate(checklist.sections):
         for i, item in enumerate(section.items):
             for k, cited in enumerate(item.sources):
+                if not isinstance(cited, DocumentSource):
+                    continue
                 lines = lines_by_document.get(cited.document)
                 if lines is not None and cited.heading.strip() not in lines:
                     yield issue(

@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
-from cdss.catalog import Catalog, content_hash, release, scan_folder
+from cdss.catalog import Catalog, content_hash, read_lock, release, scan_folder
 from cdss.validation import check_file
-from tests.conftest import EXAMPLES, SEEDS, cdss_command
+from tests.conftest import EXAMPLES, REPO, SEEDS, cdss_command
 
 VALID = EXAMPLES / "valid" / "example-walk" / "1.0.0.json"
+VALID_2 = EXAMPLES / "valid" / "example-pauses" / "2.0.0.json"
+INVALID = EXAMPLES / "invalid"
+EXPECTED: dict[str, dict[str, str]] = json.loads((INVALID / "expected.json").read_text(encoding="utf-8"))
 
 
 def valid_document() -> dict[str, Any]:
@@ -323,3 +326,64 @@ def test_catalog_validation_counts_every_version(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report == {"valid": True, "checked": 1, "issues": []}
     assert Catalog([folder]).ids() == ["example-walk"]
+
+
+# --- format 2: references, pauses; the example files in tests/examples/invalid/ ---------
+
+
+def invalid_example(case: str) -> Path:
+    return INVALID / case / "example-pauses" / "2.0.0.json"
+
+
+def test_every_invalid_example_has_an_expected_message() -> None:
+    cases = sorted(p.name for p in INVALID.iterdir() if p.is_dir())
+    assert cases == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_invalid_example_gets_its_message(case: str) -> None:
+    checklist, issues = check_file(invalid_example(case))
+    assert checklist is None
+    expected = EXPECTED[case]
+    assert (expected["pointer"], expected["message"]) in [(i.pointer or "/", i.message) for i in issues], (
+        issues
+    )
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_invalid_example_through_the_installed_command(case: str) -> None:
+    path = invalid_example(case)
+    result = subprocess.run(
+        [cdss_command(), "validate", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result
+    expected = EXPECTED[case]
+    assert f"{path}:{expected['pointer']}: {expected['message']}" in result.stdout.splitlines()
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_format_2_example_is_valid_with_its_documents() -> None:
+    checklist, issues = check_file(VALID_2, documents=SEEDS)
+    assert issues == []
+    assert checklist is not None and checklist.schema_id == "urn:cdss:schema:checklist:2"
+    assert [p.id for p in checklist.pauses or ()] == ["before-dose", "sign-out"]
+
+
+def test_reference_citations_are_not_checked_against_documents(tmp_path: Path) -> None:
+    """A reference section is checked against the declaration; only documents have lines to match."""
+    document = json.loads(VALID_2.read_text(encoding="utf-8"))
+    path = write_checklist(tmp_path, document, "example-pauses", "2.0.0")
+    assert check_file(path, documents=SEEDS)[1] == []
+
+
+def test_format_1_files_keep_their_content_hash() -> None:
+    """The shipped 1.0.0 files validate under format 2 and hash exactly as locked."""
+    folder = REPO / "checklists"
+    released = read_lock(folder)
+    for entry in scan_folder(folder):
+        if entry.version != "1.0.0":
+            continue
+        checklist, issues = check_file(entry.path, documents=SEEDS)
+        assert issues == [] and checklist is not None, issues
+        assert checklist.schema_id == "urn:cdss:schema:checklist:1"
+        assert content_hash(checklist.to_json()) == released[entry.id]["1.0.0"]

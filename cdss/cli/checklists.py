@@ -11,7 +11,7 @@ from cdss.cli.app import ChecklistFolders, JsonOutput, Populations, Route, app, 
 from cdss.cli.render import console, line, print_json
 
 if TYPE_CHECKING:
-    from cdss.checklist import Checklist
+    from cdss.checklist import Checklist, DocumentSource, ReferenceSource
 
 Ref = Annotated[
     str, typer.Argument(metavar="ID[@VERSION]", help="A checklist, newest version unless @VERSION is given.")
@@ -59,6 +59,20 @@ def _applies_text(condition: Any) -> str:
     return "only when " + "; ".join(bits)
 
 
+def _source_text(
+    checklist: Checklist, source: DocumentSource | ReferenceSource, titles: dict[str, str]
+) -> str:
+    from cdss.checklist import DocumentSource
+
+    if isinstance(source, DocumentSource):
+        return f"{titles.get(source.document, source.document)} [{source.document}] — {source.heading}"
+    reference = checklist.reference(source.reference)
+    section = reference.section(source.section) if reference else None
+    title = f"{reference.title} ({reference.version})" if reference else source.reference
+    heading = f" {section.title}" if section else ""
+    return f"{title} [{source.reference}] — section {source.section}{heading}"
+
+
 def _render_checklist(checklist: Checklist) -> None:
     from cdss.catalog import content_hash
 
@@ -71,9 +85,17 @@ def _render_checklist(checklist: Checklist) -> None:
         out.print("Routes: " + ", ".join(o.id for o in checklist.context.routes))
     if checklist.context.populations:
         out.print("Population modules: " + ", ".join(o.id for o in checklist.context.populations))
+    for reference in checklist.references or ():
+        where = " ".join(x for x in (reference.url, reference.doi and f"doi:{reference.doi}") if x)
+        out.print(
+            f"Reference [{reference.id}]: {reference.title}, {reference.issuer}, {reference.version}; {where}"
+        )
+    pause_titles = {p.id: p.title for p in checklist.pauses or ()}
     for section in checklist.sections:
         out.print()
         phase = f" [{section.phase}]" if section.phase else ""
+        if section.pause:
+            phase += f" (pause: {pause_titles.get(section.pause, section.pause)})"
         condition = _applies_text(section.applies_when)
         out.print(f"{section.title}{phase}" + (f"  ({condition})" if condition else ""), style="bold cyan")
         for item in section.items:
@@ -81,8 +103,7 @@ def _render_checklist(checklist: Checklist) -> None:
             out.print(f"  - {item.text}" + (f"  ({condition})" if condition else ""))
             out.print(f"    {item.id}", style="dim")
             for source in item.sources:
-                document = f"{titles.get(source.document, source.document)} [{source.document}]"
-                out.print(f"    source: {document} — {source.heading}", style="dim")
+                out.print(f"    source: {_source_text(checklist, source, titles)}", style="dim")
 
 
 @app.command("plan")

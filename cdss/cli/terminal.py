@@ -90,10 +90,9 @@ def _show_item(out: Console, planned: PlannedItem, total: int) -> None:
 
 
 def _show_why(out: Console, session: Session, planned: PlannedItem) -> None:
-    titles = {d.id: d.title for d in session.checklist.documents}
     say(out, f"Why: {planned.item.why}", "italic")
     for source in planned.item.sources:
-        say(out, f"Source: {titles.get(source.document, source.document)} — {source.heading}", "dim")
+        say(out, f"Source: {session.checklist.citation(source)}", "dim")
 
 
 def _choose_status(
