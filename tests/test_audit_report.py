@@ -10,7 +10,7 @@ import pytest
 
 from cdss.audit.bundle import Selection
 from cdss.audit.export import export
-from cdss.audit.report import figures, report, store_connection
+from cdss.audit.report import report
 from tests.audit_records import Plan, catalog, cli, record
 
 
@@ -34,8 +34,7 @@ def test_figures_from_a_store(store_path: Path, recorded: list[str]) -> None:
     assert tables["amendments"].rows == [("example-walk@1.0.0", "setting-confirmed", 1)]
     assert tables["signing"].rows == [("example-walk@1.0.0", 3, 0, 3)]
     assert tables["open"].rows == []  # the open session is minutes old
-    with store_connection(store_path) as db:
-        later = figures(db, "store", at=datetime.now(UTC) + timedelta(days=2))
+    later = report(store=store_path, at=datetime.now(UTC) + timedelta(days=2))
     assert [row[0] for row in later.tables["open"].rows] == [recorded[3]]
 
 

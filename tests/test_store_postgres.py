@@ -333,3 +333,75 @@ def test_store_copy_appends_the_rest_and_refuses_another_chain(
     assert "holds a different chain" in refused.stderr
     with PostgresStore(other) as elsewhere:
         assert elsewhere.head()[0] == 1
+
+
+# --- the audit on a PostgreSQL store ------------------------------------------------------------------
+
+
+def test_sqlite_to_postgresql_and_back_keeps_the_chain_and_the_report(
+    postgres_url: str, store_path: object, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from cdss.audit.report import report
+    from cdss.store.copying import copy_store
+    from cdss.store.sqlite import SqliteStore
+    from tests.audit_records import Plan, record
+
+    assert isinstance(store_path, Path) and isinstance(tmp_path, Path)
+    record(store_path, [Plan(), Plan(amend=True), Plan("abandoned"), Plan("open"), Plan(older_adult=True)])
+    with SqliteStore(store_path, read_only=True) as sqlite, PostgresStore(postgres_url, create=True) as pg:
+        copied = copy_store(sqlite, pg, source_name="sqlite", target_name="pg")
+        assert copied.events == sqlite.head()[0] == pg.head()[0]
+        back = tmp_path / "back.sqlite3"
+        with SqliteStore(back) as returned:
+            copy_store(pg, returned, source_name="pg", target_name="back")
+            assert list(returned.stored()) == list(sqlite.stored())
+    on_sqlite, on_postgres = report(store=store_path), report(store=postgres_url)
+    assert on_postgres.source.startswith("store postgresql://")
+    for name, table in on_sqlite.tables.items():
+        assert on_postgres.tables[name].rows == table.rows, name
+
+
+def auditor_url(server: PostgresServer, url: str) -> str:
+    """Create the roles `cdss store init` prints, and return the auditor's URL for the same database."""
+    database = database_of(url)
+    writer, auditor = f"w_{database}", f"a_{database}"
+    with server.admin(database) as db:
+        for statement in roles_sql(database, writer, auditor).split(";"):
+            if statement.strip() and not statement.strip().startswith("-- Then"):
+                db.execute(statement)
+    return server.url(database, user=auditor)
+
+
+def test_verify_export_report_and_checkpoint_need_only_the_auditor_role(
+    postgres_server: PostgresServer, postgres_url: str, store_path: object, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from cdss.audit.bundle import BundleSource, Selection
+    from cdss.audit.checkpoint import take
+    from cdss.audit.export import export
+    from cdss.audit.report import report
+    from cdss.audit.sources import StoreSource
+    from cdss.audit.verify import verify
+    from cdss.store.copying import copy_store
+    from cdss.store.sqlite import SqliteStore
+    from tests.audit_records import Plan, catalog, record
+
+    assert isinstance(store_path, Path) and isinstance(tmp_path, Path)
+    record(store_path, [Plan(), Plan(amend=True), Plan("abandoned"), Plan("open")])
+    with SqliteStore(store_path, read_only=True) as sqlite, PostgresStore(postgres_url, create=True) as pg:
+        copy_store(sqlite, pg, source_name="sqlite", target_name="pg")
+    url = auditor_url(postgres_server, postgres_url)
+    result = verify(StoreSource(url, catalog()), workers=2)
+    assert result.findings == [], result.findings
+    assert result.events == SqliteStore(store_path, read_only=True).head()[0]
+    assert report(store=url).tables["status"].rows == report(store=store_path).tables["status"].rows
+    bundle = tmp_path / "bundle.zip"
+    export(url, bundle, Selection(), catalog())
+    assert verify(BundleSource(bundle)).findings == []
+    point = take(url, tmp_path / "checkpoint.json")
+    assert point.seq == result.events
+    with PostgresStore(url) as audited, pytest.raises(StoreError):
+        audited.append(answered(uuid.uuid4().hex))

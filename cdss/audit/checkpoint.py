@@ -57,7 +57,7 @@ class Checkpoint:
         }
 
 
-def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoint:
+def take(store_path: str | Path, out: Path, key: SigningKey | None = None) -> Checkpoint:
     """Write the store's head to ``out`` (refusing to overwrite), signed with ``key`` if given.
 
     The store is only read.
@@ -73,7 +73,9 @@ def take(store_path: Path, out: Path, key: SigningKey | None = None) -> Checkpoi
         seq, head, at = source.head()
     finally:
         source.close()
-    point = Checkpoint(seq, head, at, now(), str(store_path))
+    from cdss.store.location import describe
+
+    point = Checkpoint(seq, head, at, now(), describe(store_path))  # a URL without its password
     body = point.body()
     written: dict[str, Any] = {**body, "digest": content_hash(body)}
     if key is not None:

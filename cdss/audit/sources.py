@@ -20,6 +20,7 @@ from cdss.audit.findings import Finding, Verification
 from cdss.audit.stored import parse
 from cdss.errors import NotFound
 from cdss.events import GENESIS
+from cdss.store.location import describe
 
 if TYPE_CHECKING:
     from cdss.audit.bundle import Selection
@@ -69,9 +70,9 @@ class Source(Protocol):
 
 def open_audited(location: str | Path) -> Store:
     """A store opened for reading only: an audit never creates, migrates or writes one."""
-    from cdss.store.sqlite import SqliteStore
+    from cdss.store.location import open_store
 
-    return SqliteStore(Path(location), read_only=True)
+    return open_store(location, read_only=True)
 
 
 class StoreSource:
@@ -90,7 +91,7 @@ class StoreSource:
 
     def __init__(self, location: str | Path, catalog: Catalog | None = None):
         self.location = location
-        self.name = f"store {location}"
+        self.name = f"store {describe(location)}"
         self._catalog = catalog
         self.store = open_audited(location)
 

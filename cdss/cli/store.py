@@ -76,8 +76,13 @@ def copy(
 
     if resolve(source) == resolve(target):
         raise UsageError("FROM and TO are the same store")
-    with open_store(source) as origin, open_store(target, create=True) as destination:
-        copied = copy_store(origin, destination)  # type: ignore[arg-type]
+    with open_store(source, read_only=True) as origin, open_store(target, create=True) as destination:
+        copied = copy_store(
+            origin,
+            destination,
+            source_name=f"store {describe(source)}",
+            target_name=f"store {describe(target)}",
+        )
     fresh = copied.events - copied.already
     kept = f" ({copied.already} were already there)" if copied.already else ""
     line(

@@ -37,8 +37,6 @@ Row = tuple[Any, Any, Any, Any, Any]
 
 
 class Source(Protocol):
-    name: str
-
     def head(self) -> tuple[int, str]: ...
 
     def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[Row]: ...
@@ -57,10 +55,22 @@ class Copied:
     head: str
 
 
-def copy_store(source: Source, target: Target) -> Copied:
+@dataclass(frozen=True)
+class Named:
+    """A store and how messages name it (a path, or a URL without its password)."""
+
+    store: Any
+    name: str
+
+
+def copy_store(source: Source, target: Target, *, source_name: str, target_name: str) -> Copied:
     """Copy what ``target`` lacks of ``source``'s chain; verify; refuse a different chain."""
-    last, head = source.head()
-    already, target_head = target.head()
+    return _copy(Named(source, source_name), Named(target, target_name))
+
+
+def _copy(source: Named, target: Named) -> Copied:
+    last, head = source.store.head()
+    already, target_head = target.store.head()
     if already > last:
         raise StoreError(
             f"{target.name} holds {already} events, more than {source.name} ({last}); "
@@ -69,22 +79,24 @@ def copy_store(source: Source, target: Target) -> Copied:
     if already:
         _same(source, target, upto=already, copied=False)
     batch: list[Row] = []
-    for row in _checked(source.stored(after=already), already, target_head if already else GENESIS, source):
+    for row in _checked(
+        source.store.stored(after=already), already, target_head if already else GENESIS, source
+    ):
         batch.append(row)
         if len(batch) >= BATCH:
-            target.receive(batch)
+            target.store.receive(batch)
             batch = []
-    target.receive(batch)
-    if target.head() != (last, head):
+    target.store.receive(batch)
+    if target.store.head() != (last, head):
         raise IntegrityError(f"after copying, {target.name} does not end where {source.name} does")
     _same(source, target, upto=last, copied=True)
     return Copied(last, already, head)
 
 
-def _same(source: Source, target: Target, *, upto: int, copied: bool) -> None:
+def _same(source: Named, target: Named, *, upto: int, copied: bool) -> None:
     """Both stores hold the very same rows, and the target nothing beyond ``upto``."""
-    ours = takewhile(lambda row: int(row[0]) <= upto, source.stored())
-    for a, b in zip_longest(ours, target.stored()):
+    ours = takewhile(lambda row: int(row[0]) <= upto, source.store.stored())
+    for a, b in zip_longest(ours, target.store.stored()):
         if a is not None and b is not None and tuple(a) == tuple(b):
             continue
         at = (a or b or ("?",))[0]
@@ -96,7 +108,7 @@ def _same(source: Source, target: Target, *, upto: int, copied: bool) -> None:
         )
 
 
-def _checked(rows: Iterable[Row], after: int, prev: str, source: Source) -> Iterator[Row]:
+def _checked(rows: Iterable[Row], after: int, prev: str, source: Named) -> Iterator[Row]:
     """The rows, each checked: a valid event, in its place, whose hash covers its content."""
     from pydantic import ValidationError
 

@@ -54,22 +54,28 @@ def describe(location: Location | None) -> str:
     return resolved
 
 
-def open_store(location: Location | None = None, *, create: bool = False) -> SqliteStore | PostgresStore:
+def open_store(
+    location: Location | None = None, *, create: bool = False, read_only: bool = False
+) -> SqliteStore | PostgresStore:
     """Open the store at ``location`` (see ``resolve``); the caller closes it (``with`` works).
 
     ``create`` makes an empty store where there is none; without it a missing
-    file, or a database without a cdss store, is ``NotFound``.
+    file, or a database without a cdss store, is ``NotFound``. ``read_only``
+    (audits, listings) never creates, migrates or writes: it works on
+    read-only media and with an auditor's read-only role.
     """
     resolved = resolve(location)
     if is_url(resolved):
         from cdss.store.postgres import PostgresStore
 
-        return PostgresStore(resolved, create=create)
+        return PostgresStore(resolved, create=create, read_only=read_only)
     from cdss.store.sqlite import SqliteStore
 
     path = Path(resolved)
     if not create and not path.exists():
         raise NotFound(f"store {path} does not exist: no sessions have been recorded there")
+    if read_only:
+        return SqliteStore(path, read_only=True)
     if create and location is None and not os.environ.get(ENV_STORE) and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteStore(path)

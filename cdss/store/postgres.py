@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cdss.errors import CdssError, IntegrityError, NotFound, StoreError, StoreUnreachable
 from cdss.events import GENESIS, Event, parse_event, seal
-from cdss.store import DraftSource, SessionRow
+from cdss.store import DraftSource, RegisteredKey, SessionRow
 
 StoredRow = tuple[Any, Any, Any, Any, Any]
 """(seq, session, type, hash, canonical text); ``cdss.store.StoredRow`` once the contract names it."""
@@ -153,8 +153,9 @@ class PostgresStore:
     refused, so a mistyped URL never leaves tables behind.
     """
 
-    def __init__(self, url: str, *, create: bool = False):
+    def __init__(self, url: str, *, create: bool = False, read_only: bool = False):
         self.url = url
+        self.read_only = read_only
         self.name = f"store {redacted(url)}"
         self._psycopg = _psycopg()
         self._db: psycopg.Connection[Any] | None = None
@@ -176,6 +177,9 @@ class PostgresStore:
             db = self._psycopg.connect(self.url, **options)
             # Acknowledged means flushed on the server, whatever the server's default.
             db.execute("SET synchronous_commit TO on")
+            if self.read_only:
+                # The server itself refuses any write on this connection, whatever the role may do.
+                db.execute("SET default_transaction_read_only TO on")
             self._db = db
         return db
 
@@ -241,13 +245,13 @@ class PostgresStore:
     def _prepare(self, create: bool) -> None:
         with self._translated():
             version = self._version()
-            if version is None and not create:
+            if version is None and (not create or self.read_only):
                 raise NotFound(
                     f"{self.name} holds no cdss store; `cdss store init URL` creates one "
                     "(with the privileges to create a schema)"
                 )
             _check_version(self.name, version or 0)
-            if version is None or version < SCHEMA_VERSION:
+            if (version is None or version < SCHEMA_VERSION) and not self.read_only:
                 self._migrate()
 
     def _migrate(self) -> None:
@@ -282,6 +286,8 @@ class PostgresStore:
         ``check`` sees this store (its reads run inside the transaction, after
         the lock) and raises a CdssError to refuse: then nothing is written.
         """
+        if self.read_only:
+            raise StoreError(f"{self.name} was opened read-only")
         sealed: list[Event] = []
         with self._translated():
             db = self.db
@@ -399,6 +405,33 @@ class PostgresStore:
                 )
             )
         return rows
+
+    def figures(self, cutoff: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Report aggregates computed on the server (``cdss.store.figures``), from one snapshot."""
+        from cdss.store.figures import plain, postgres_queries
+
+        result = {}
+        with self._translated():
+            db = self.db
+            with db.transaction():
+                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                for name, query in postgres_queries().items():
+                    params = {"cutoff": cutoff} if "%(cutoff)s" in query else None
+                    result[name] = [plain(row) for row in db.execute(query, params).fetchall()]
+        return result
+
+    def public_keys(self) -> list[RegisteredKey]:
+        """Keys live in the chain (``key-registered`` events) in a PostgreSQL store; folded from them."""
+        return []
+
+    def setting(self, name: str) -> str | None:
+        return None
+
+    def set_setting(self, name: str, value: str) -> None:
+        raise StoreError(f"{self.name}: settings are events of the chain here, not yet writable")
+
+    def register_key(self, key_id: str, clinician: str, public_key: bytes) -> None:
+        raise StoreError(f"{self.name}: keys are events of the chain here, not yet writable")
 
     def integrity(self) -> list[str]:
         """Physical damage the server can see: the indexes must agree with the table.

@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from cdss.errors import CdssError, IntegrityError, InvalidInput, StoreError
 from cdss.events import GENESIS, Event, now, parse_event, seal
@@ -220,6 +221,45 @@ class SqliteStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    # --- report aggregates and copies (cdss.store.figures, cdss.store.copying) -----
+
+    def figures(self, cutoff: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Report aggregates by SQLite's JSON functions (``cdss.store.figures``)."""
+        from cdss.store.figures import sqlite_figures
+
+        with _translated(self.path):
+            return sqlite_figures(self._db, cutoff)
+
+    def receive(self, rows: Sequence[StoredRow]) -> None:
+        """Append events sealed in another store of the same chain, verbatim (``cdss store copy``).
+
+        One transaction; the first row must follow the head (``copy_store`` has
+        checked that each later row follows the one before it).
+        """
+        if not rows:
+            return
+        db = self._db
+        with _translated(self.path):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                seq, prev = self._head()
+                if int(rows[0][0]) != seq + 1 or json.loads(rows[0][4]).get("prev") != prev:
+                    raise StoreError(
+                        f"store {self.path} now ends at {seq}; event {rows[0][0]} does not follow it"
+                    )
+                db.executemany(
+                    "INSERT INTO events (seq, session, type, hash, event) VALUES (?, ?, ?, ?, ?)",
+                    # A store event (no session) is filed under the empty session.
+                    [
+                        (q, "" if session is None else session, kind, h, text)
+                        for q, session, kind, h, text in rows
+                    ],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     # --- context manager -------------------------------------------------------
 
