@@ -1,8 +1,9 @@
-"""The shipped checklists: faithful to the four source documents, traceable, and free of
-marketing, verdicts and doses (issue #4).
+"""The shipped checklists: faithful to the four source documents, traceable to them or to
+a declared external source, and free of marketing, verdicts and doses (issues #4, #12).
 
-Everything here reads the real shipped files, the real source documents and
-``docs/content-review.md``; nothing is mocked.
+1.0.0 stays released and unchanged; 2.0.0 adds what the label, the REMS and the APA
+consensus require. Everything here reads the real shipped files, the real source
+documents and ``docs/content-review.md``; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -18,11 +20,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cdss.catalog import Catalog, content_hash, read_lock, shipped_folder
-from cdss.checklist import Checklist, DocumentSource, Item, Section
+from cdss.checklist import Checklist, DocumentSource, Item, ReferenceSource, Section
 from cdss.cli.app import app
 from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
 from cdss.errors import ContextError
-from cdss.plan import declare, plan
+from cdss import plan as cdss_plan
+from cdss.plan import PlannedItem, declare, plan
+from cdss.design import looks_like_dose
 from cdss.validation import check_catalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,17 +62,22 @@ def find_seeds() -> Path:
 SEEDS = find_seeds()
 
 
+FIRST = "1.0.0"
+NEWEST = "2.0.0"
+VERSIONS = (FIRST, NEWEST)
+
+
 @cache
-def shipped(checklist_id: str) -> Checklist:
-    return Catalog([shipped_folder()]).load(f"{checklist_id}@1.0.0")
+def shipped(checklist_id: str, version: str = NEWEST) -> Checklist:
+    return Catalog([shipped_folder()]).load(f"{checklist_id}@{version}")
 
 
-def all_shipped() -> list[Checklist]:
-    return [shipped(c) for c in CHECKLISTS]
+def all_shipped(versions: tuple[str, ...] = (NEWEST,)) -> list[Checklist]:
+    return [shipped(c, v) for v in versions for c in CHECKLISTS]
 
 
-def items_with_sections() -> Iterator[tuple[Checklist, Section, Item]]:
-    for checklist in all_shipped():
+def items_with_sections(versions: tuple[str, ...] = (NEWEST,)) -> Iterator[tuple[Checklist, Section, Item]]:
+    for checklist in all_shipped(versions):
         for section, item in checklist.items():
             yield checklist, section, item
 
@@ -76,7 +85,7 @@ def items_with_sections() -> Iterator[tuple[Checklist, Section, Item]]:
 def document_files() -> dict[str, str]:
     """Document id -> file name, as the shipped checklists declare them."""
     files: dict[str, str] = {}
-    for checklist in all_shipped():
+    for checklist in all_shipped(VERSIONS):
         for document in checklist.documents:
             assert files.setdefault(document.id, document.file) == document.file, document.id
     return files
@@ -162,17 +171,20 @@ def citing_items() -> dict[tuple[str, str], set[str]]:
 
 
 def item_ids() -> set[str]:
-    return {f"{checklist.id}/{item.id}" for checklist, _, item in items_with_sections()}
+    """Every item of every shipped version: the review may name an item 2.0.0 removed."""
+    return {f"{checklist.id}/{item.id}" for checklist, _, item in items_with_sections(VERSIONS)}
 
 
 # --- catalog, lock and sources --------------------------------------------------------
 
 
-def test_the_four_checklists_are_shipped_at_1_0_0() -> None:
+def test_the_four_checklists_are_shipped_at_1_0_0_and_2_0_0() -> None:
     catalog = Catalog([shipped_folder()])
     assert set(CHECKLISTS) <= set(catalog.ids())
     for checklist_id in CHECKLISTS:
-        assert "1.0.0" in [e.version for e in catalog.versions(checklist_id)]
+        versions = [e.version for e in catalog.versions(checklist_id)]
+        assert FIRST in versions and NEWEST in versions
+        assert catalog.load(checklist_id).version == NEWEST, "2.0.0 is what a run gets by default"
 
 
 def test_shipped_catalog_is_valid_against_the_source_documents() -> None:
@@ -182,7 +194,7 @@ def test_shipped_catalog_is_valid_against_the_source_documents() -> None:
 
 
 def test_declared_documents_are_the_seed_files_with_their_sha256() -> None:
-    for checklist in all_shipped():
+    for checklist in all_shipped(VERSIONS):
         for document in checklist.documents:
             data = (SEEDS / document.file).read_bytes()
             assert hashlib.sha256(data).hexdigest() == document.sha256, (checklist.id, document.file)
@@ -192,9 +204,21 @@ def test_declared_documents_are_the_seed_files_with_their_sha256() -> None:
 def test_every_shipped_version_is_released_with_its_hash() -> None:
     released = read_lock(shipped_folder())
     for checklist_id in CHECKLISTS:
-        path = shipped_folder() / checklist_id / "1.0.0.json"
-        document = json.loads(path.read_text(encoding="utf-8"))
-        assert released[checklist_id]["1.0.0"] == content_hash(document), checklist_id
+        for version in VERSIONS:
+            path = shipped_folder() / checklist_id / f"{version}.json"
+            document = json.loads(path.read_text(encoding="utf-8"))
+            assert released[checklist_id][version] == content_hash(document), (checklist_id, version)
+
+
+def test_1_0_0_is_unchanged() -> None:
+    """The hashes 1.0.0 was released with (issue #4); records made with it must still verify."""
+    released = read_lock(shipped_folder())
+    assert {c: released[c][FIRST] for c in CHECKLISTS} == {
+        "course-review": "94a824e8c33e545d57ffb568589914920061d29d3e5482e48fcfed0db8ffaaa4",
+        "informed-consent": "d1897e255f095c4bb7fa186f0a697b0ecd629a69dd5da63e91623a7196c6ca5d",
+        "pre-treatment-evaluation": "b8b8bf2ada8c7c279547142bc7dcfac11c8c85bece616fe0314c5989f454d4d2",
+        "treatment-session": "8050d406cbc9c750b7a2486d612cdc7474cd1cc4c2d20c6582e37d4cf0749bb9",
+    }
 
 
 def test_cdss_validate_passes_from_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +233,7 @@ def test_cdss_validate_passes_from_the_command_line(monkeypatch: pytest.MonkeyPa
 
 
 def test_every_item_cites_a_heading_that_is_a_line_of_its_document() -> None:
-    for checklist, _, item in items_with_sections():
+    for checklist, _, item in items_with_sections(VERSIONS):
         assert item.sources, f"{checklist.id}/{item.id} has no source"
         for source in item.sources:
             if not isinstance(source, DocumentSource):
@@ -339,15 +363,15 @@ CONFIRMATION_VERBS = (
 
 
 def shown_text() -> Iterator[tuple[str, str]]:
-    """Everything a clinician reads, labelled by where it is."""
-    for checklist in all_shipped():
-        yield f"{checklist.id} title", checklist.title
-        yield f"{checklist.id} summary", checklist.summary
+    """Everything a clinician reads, in every shipped version, labelled by where it is."""
+    for checklist in all_shipped(VERSIONS):
+        yield f"{checklist.ref} title", checklist.title
+        yield f"{checklist.ref} summary", checklist.summary
         for section in checklist.sections:
-            yield f"{checklist.id}/{section.id} title", section.title
+            yield f"{checklist.ref}/{section.id} title", section.title
             for item in section.items:
-                yield f"{checklist.id}/{item.id} text", item.text
-                yield f"{checklist.id}/{item.id} why", item.why
+                yield f"{checklist.ref}/{item.id} text", item.text
+                yield f"{checklist.ref}/{item.id} why", item.why
 
 
 def test_no_promotional_wording_or_clinic_names() -> None:
@@ -364,13 +388,23 @@ def test_no_verdicts() -> None:
         assert "appropriate candidate" not in text.lower(), where
 
 
-def test_items_are_confirmations_without_numbers() -> None:
-    for checklist, _, item in items_with_sections():
-        where = f"{checklist.id}/{item.id}"
+def test_items_are_confirmations_without_doses() -> None:
+    """Durations and times ("about 40 minutes", "at least 24 hours") may be stated; doses never."""
+    for checklist, _, item in items_with_sections(VERSIONS):
+        where = f"{checklist.ref}/{item.id}"
         assert item.text.startswith(CONFIRMATION_VERBS), f"{where} is not worded as a confirmation"
-        assert not re.search(r"\d", item.text), f"{where}: a number (dose, count or figure) in {item.text!r}"
+        assert not looks_like_dose(item.text), f"{where}: a dose in {item.text!r}"
         assert re.search(r"\b(mg|milligram|ml|per kg)\b", item.text, re.IGNORECASE) is None, where
         assert item.why.strip(), where
+    for checklist, _, item in items_with_sections((FIRST,)):
+        assert not re.search(r"\d", item.text), f"{checklist.ref}/{item.id}: 1.0.0 states no number at all"
+
+
+def test_the_dose_check_allows_durations_and_refuses_doses() -> None:
+    for duration in ("about 40 minutes after the dose", "at least 24 hours", "for at least two hours"):
+        assert not looks_like_dose(duration), duration
+    for dose in ("0.5 mg/kg over 40 minutes", "56 mg", "84 mg of esketamine"):
+        assert looks_like_dose(dose), dose
 
 
 def test_no_claim_that_ketamine_itself_is_approved() -> None:
@@ -391,7 +425,7 @@ def test_home_use_is_never_presented_as_routine() -> None:
 
 
 def test_sections_are_short_and_ids_unique() -> None:
-    for checklist in all_shipped():
+    for checklist in all_shipped((FIRST,)):
         ids = [item.id for _, item in checklist.items()]
         assert len(ids) == len(set(ids)), checklist.id
         for section in checklist.sections:
@@ -401,27 +435,40 @@ def test_sections_are_short_and_ids_unique() -> None:
 # --- applicability: routes and population modules --------------------------------------
 
 
-def planned_ids(checklist_id: str, route: str | None = None, populations: tuple[str, ...] = ()) -> list[str]:
-    checklist = shipped(checklist_id)
+def planned_ids(
+    checklist_id: str, route: str | None = None, populations: tuple[str, ...] = (), version: str = NEWEST
+) -> list[str]:
+    checklist = shipped(checklist_id, version)
     return [p.item.id for p in plan(checklist, declare(checklist, route, populations))]
 
 
-def test_routes_and_populations_declared() -> None:
+def planned(checklist_id: str, route: str | None = None, populations: tuple[str, ...] = ()) -> list[PlannedItem]:
+    checklist = shipped(checklist_id)
+    return plan(checklist, declare(checklist, route, populations))
+
+
+# --- 1.0.0, as released (issue #4) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_routes_and_populations_declared(version: str) -> None:
     for checklist_id in ("informed-consent", "treatment-session"):
-        assert tuple(r.id for r in shipped(checklist_id).context.routes) == ROUTES
+        assert tuple(r.id for r in shipped(checklist_id, version).context.routes) == ROUTES
     for checklist_id in ("pre-treatment-evaluation", "course-review"):
-        assert shipped(checklist_id).context.routes == []
+        assert shipped(checklist_id, version).context.routes == []
     for checklist_id in ("pre-treatment-evaluation", "informed-consent", "course-review"):
-        assert tuple(p.id for p in shipped(checklist_id).context.populations) == POPULATIONS
-    session_populations = {p.id for p in shipped("treatment-session").context.populations}
+        assert tuple(p.id for p in shipped(checklist_id, version).context.populations) == POPULATIONS
+    session_populations = {p.id for p in shipped("treatment-session", version).context.populations}
     assert session_populations == set(POPULATIONS) - {"ptsd"}
+    assert set(cdss_plan.POPULATIONS) == set(POPULATIONS), "the clinic-wide list is the union of all checklists'"
 
 
-def test_route_is_required_where_the_checklist_distinguishes_routes() -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_route_is_required_where_the_checklist_distinguishes_routes(version: str) -> None:
     with pytest.raises(ContextError):
-        declare(shipped("informed-consent"))
+        declare(shipped("informed-consent", version))
     with pytest.raises(ContextError):
-        declare(shipped("treatment-session"), "intranasal")
+        declare(shipped("treatment-session", version), "intranasal")
 
 
 @pytest.mark.parametrize(
@@ -446,7 +493,7 @@ def test_route_is_required_where_the_checklist_distinguishes_routes() -> None:
 def test_route_specific_items_apply_only_to_their_routes(
     checklist_id: str, item_id: str, routes: set[str]
 ) -> None:
-    applying = {route for route in ROUTES if item_id in planned_ids(checklist_id, route)}
+    applying = {route for route in ROUTES if item_id in planned_ids(checklist_id, route, version=FIRST)}
     assert applying == routes
 
 
@@ -489,37 +536,40 @@ def test_route_specific_items_apply_only_to_their_routes(
 def test_population_items_apply_only_when_their_module_is_declared(
     checklist_id: str, population: str, item_id: str
 ) -> None:
-    route = "intravenous" if shipped(checklist_id).context.routes else None
-    assert item_id not in planned_ids(checklist_id, route)
-    assert item_id in planned_ids(checklist_id, route, (population,))
+    route = "intravenous" if shipped(checklist_id, FIRST).context.routes else None
+    assert item_id not in planned_ids(checklist_id, route, version=FIRST)
+    assert item_id in planned_ids(checklist_id, route, (population,), version=FIRST)
     others = tuple(p for p in POPULATIONS if p != population and p not in {"adolescents", "children"})
-    declarable = {p.id for p in shipped(checklist_id).context.populations}
-    assert item_id not in planned_ids(checklist_id, route, tuple(p for p in others if p in declarable))
+    declarable = {p.id for p in shipped(checklist_id, FIRST).context.populations}
+    planned_others = planned_ids(checklist_id, route, tuple(p for p in others if p in declarable), version=FIRST)
+    assert item_id not in planned_others
 
 
 def test_no_population_items_without_a_declared_module() -> None:
     # Hand-counted from the 1.0.0 files: the core items every run gets.
-    assert len(planned_ids("pre-treatment-evaluation")) == 12
-    assert len(planned_ids("informed-consent", "intravenous")) == 29
-    assert len(planned_ids("informed-consent", "intramuscular")) == 29
-    assert len(planned_ids("informed-consent", "intranasal-esketamine")) == 31
-    assert len(planned_ids("treatment-session", "intravenous")) == 18
-    assert len(planned_ids("treatment-session", "intramuscular")) == 17
-    assert len(planned_ids("treatment-session", "intranasal-esketamine")) == 20
-    assert len(planned_ids("course-review")) == 14
+    assert len(planned_ids("pre-treatment-evaluation", version=FIRST)) == 12
+    assert len(planned_ids("informed-consent", "intravenous", version=FIRST)) == 29
+    assert len(planned_ids("informed-consent", "intramuscular", version=FIRST)) == 29
+    assert len(planned_ids("informed-consent", "intranasal-esketamine", version=FIRST)) == 31
+    assert len(planned_ids("treatment-session", "intravenous", version=FIRST)) == 18
+    assert len(planned_ids("treatment-session", "intramuscular", version=FIRST)) == 17
+    assert len(planned_ids("treatment-session", "intranasal-esketamine", version=FIRST)) == 20
+    assert len(planned_ids("course-review", version=FIRST)) == 14
 
 
-def test_every_population_module_adds_items_in_every_checklist_that_declares_it() -> None:
-    for checklist in all_shipped():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_population_module_adds_items_in_every_checklist_that_declares_it(version: str) -> None:
+    for checklist in all_shipped((version,)):
         route = ROUTES[0] if checklist.context.routes else None
-        base = set(planned_ids(checklist.id, route))
+        base = set(planned_ids(checklist.id, route, version=version))
         for option in checklist.context.populations:
-            added = set(planned_ids(checklist.id, route, (option.id,))) - base
+            added = set(planned_ids(checklist.id, route, (option.id,), version=version)) - base
             assert added, f"{checklist.id}: module {option.id} adds no items"
 
 
-def test_treatment_session_phases_run_before_during_after() -> None:
-    checklist = shipped("treatment-session")
+@pytest.mark.parametrize("version", VERSIONS)
+def test_treatment_session_phases_run_before_during_after(version: str) -> None:
+    checklist = shipped("treatment-session", version)
     order = {"before": 0, "during": 1, "after": 2}
     phases = [section.phase for section in checklist.sections]
     assert None not in phases
@@ -538,8 +588,8 @@ def test_plan_command_shows_the_off_label_item_for_infusion_only(monkeypatch: py
         assert result.exit_code == 0, result.output
         return [entry["id"] for entry in json.loads(result.output)]
 
-    intravenous = ids("informed-consent", "--route", "intravenous")
-    nasal = ids("informed-consent", "--route", "intranasal-esketamine")
+    intravenous = ids("informed-consent@1.0.0", "--route", "intravenous")
+    nasal = ids("informed-consent@1.0.0", "--route", "intranasal-esketamine")
     assert "consent-off-label-status" in intravenous
     assert "consent-off-label-status" not in nasal
     assert "consent-esketamine-supervised-setting" in nasal
@@ -551,3 +601,291 @@ def test_plan_command_shows_the_off_label_item_for_infusion_only(monkeypatch: py
 
     unknown = runner.invoke(app, ["plan", "treatment-session", "--route", "oral", "--json"])
     assert unknown.exit_code != 0
+
+
+# --- 2.0.0: what the label, the REMS and the APA consensus add (issue #12) ------------
+
+
+def cites_reference(item: Item, *references: str) -> bool:
+    return any(isinstance(s, ReferenceSource) and s.reference in references for s in item.sources)
+
+
+def item_of(checklist_id: str, item_id: str) -> Item:
+    return next(item for _, item in shipped(checklist_id).items() if item.id == item_id)
+
+
+UNIVERSAL_SCREENS = {
+    "pre-treatment-evaluation": (
+        "suicidal-ideation-screened",
+        "mania-history-screened",
+        "psychosis-history-screened",
+    ),
+    "treatment-session": ("suicidal-thoughts-asked",),
+    "course-review": ("suicidal-thoughts-reviewed",),
+}
+
+
+@pytest.mark.parametrize("checklist_id", sorted(UNIVERSAL_SCREENS))
+def test_universal_screens_apply_with_no_population_declared(checklist_id: str) -> None:
+    routes = [r.id for r in shipped(checklist_id).context.routes] or [None]
+    for route in routes:
+        ids = planned_ids(checklist_id, route)
+        for screen in UNIVERSAL_SCREENS[checklist_id]:
+            assert screen in ids, f"{checklist_id} ({route}) does not screen {screen} without a population"
+            assert item_of(checklist_id, screen).applies_when is None
+
+
+def test_population_modules_keep_only_what_is_additional() -> None:
+    """The 1.0.0 module items that became universal screens are not asked twice."""
+    assert "mania-history-reviewed" not in {i.id for _, i in shipped("pre-treatment-evaluation").items()}
+    with_module = planned_ids("treatment-session", "intravenous", ("suicidal-ideation",))
+    assert with_module.count("suicidal-thoughts-asked") == 1
+    assert "suicidal-ideation-reviewed" not in {i.id for _, i in shipped("course-review").items()}
+
+
+BASE_REVIEWS = (
+    "label-contraindications-reviewed",
+    "blood-pressure-history-reviewed",
+    "vascular-conditions-reviewed",
+    "misuse-risk-reviewed",
+    "pregnancy-asked",
+    "pregnancy-plans-discussed",
+    "breastfeeding-asked",
+)
+
+
+def test_contraindications_precautions_and_pregnancy_are_reviewed_before_every_course() -> None:
+    ids = planned_ids("pre-treatment-evaluation")
+    for item_id in BASE_REVIEWS:
+        assert item_id in ids, item_id
+        item = item_of("pre-treatment-evaluation", item_id)
+        assert cites_reference(item, "spravato-pi", "ketalar-pi"), f"{item_id} cites no label"
+        assert item.text.startswith(("Reviewed", "Asked", "Discussed")), f"{item_id} decides instead of reviewing"
+    assert "hypertension" in item_of("pre-treatment-evaluation", "blood-pressure-history-reviewed").text
+    assert "substance use disorder" in item_of("pre-treatment-evaluation", "misuse-risk-reviewed").text
+
+
+# Each label and REMS element of an esketamine session, the item that carries it, and
+# what that item must cite.
+ESKETAMINE_ELEMENTS = {
+    "certified setting": ("treatment-session", "esketamine-setting-certified", "spravato-rems"),
+    "healthcare provider on site": ("treatment-session", "esketamine-provider-on-site", "spravato-rems"),
+    "patient enrolled before the first treatment": ("informed-consent", "consent-esketamine-rems-enrolment", "spravato-rems"),
+    "patient enrolled, checked every session": ("treatment-session", "esketamine-patient-enrolled", "spravato-rems"),
+    "self-administration under direct observation": (
+        "treatment-session",
+        "esketamine-self-administration-observed",
+        "spravato-rems",
+    ),
+    "nothing taken home": ("treatment-session", "esketamine-none-taken-home", "spravato-rems"),
+    "blood pressure before the dose": ("treatment-session", "baseline-heart-rate-blood-pressure", "spravato-pi"),
+    "blood pressure about 40 minutes after": ("treatment-session", "esketamine-blood-pressure-rechecked", "spravato-pi"),
+    "blood pressure before discharge": ("treatment-session", "esketamine-discharge-blood-pressure", "spravato-rems"),
+    "sedation and breathing, pulse oximeter": ("treatment-session", "sedation-breathing-watched", "spravato-pi"),
+    "observed for at least two hours": ("treatment-session", "esketamine-post-dose-observation", "spravato-pi"),
+    "until the effects have resolved": ("treatment-session", "acute-effects-subsided", "spravato-pi"),
+    "patient monitoring form": ("treatment-session", "esketamine-monitoring-form", "spravato-rems"),
+    "no driving until the next day": ("treatment-session", "no-driving-reminded-esketamine", "spravato-pi"),
+    "someone drives the patient home": ("informed-consent", "consent-going-home-esketamine", "spravato-pi"),
+    "supervised setting explained": ("informed-consent", "consent-esketamine-supervised-setting", "spravato-rems"),
+}
+
+
+@pytest.mark.parametrize("element", sorted(ESKETAMINE_ELEMENTS))
+def test_each_rems_and_label_element_is_its_own_item_on_the_esketamine_route(element: str) -> None:
+    checklist_id, item_id, reference = ESKETAMINE_ELEMENTS[element]
+    assert item_id in planned_ids(checklist_id, "intranasal-esketamine"), element
+    assert cites_reference(item_of(checklist_id, item_id), reference), f"{item_id} does not cite {reference}"
+
+
+def test_esketamine_items_never_reach_the_ketamine_routes() -> None:
+    for checklist_id in ("informed-consent", "treatment-session"):
+        for route in KETAMINE_ROUTES:
+            leaked = [i for i in planned_ids(checklist_id, route, POPULATIONS) if "esketamine" in i]
+            assert not leaked, f"{checklist_id} {route}: {leaked}"
+
+
+KETAMINE_ROUTES = ("intravenous", "intramuscular")
+KETAMINE_COUNTERPARTS = {
+    "airway-trained-clinician-present": ("ketalar-pi", "apa-consensus"),
+    "resuscitation-equipment-ready": ("ketalar-pi", "apa-consensus"),
+    "heart-rate-blood-pressure-monitored": ("ketalar-pi", "apa-consensus"),
+    "sedation-breathing-watched": ("ketalar-pi",),
+    "observed-until-ready-to-leave": ("apa-consensus",),
+    "no-driving-reminded-ketamine": ("ketalar-pi",),
+}
+
+
+@pytest.mark.parametrize("item_id", sorted(KETAMINE_COUNTERPARTS))
+def test_ketamine_routes_carry_the_counterparts_the_label_and_apa_support(item_id: str) -> None:
+    for route in KETAMINE_ROUTES:
+        assert item_id in planned_ids("treatment-session", route), (item_id, route)
+    assert cites_reference(item_of("treatment-session", item_id), *KETAMINE_COUNTERPARTS[item_id])
+
+
+def test_regulatory_status_is_accurate() -> None:
+    approved = item_of("informed-consent", "consent-esketamine-approved-use")
+    assert "adults" in approved.text
+    assert cites_reference(approved, "spravato-pi")
+    off_label = item_of("informed-consent", "consent-off-label-status")
+    assert "off-label" in off_label.text and cites_reference(off_label, "ketalar-pi")
+    nasal = "intranasal-esketamine"
+    for population, item_id in (
+        ("adolescents", "consent-young-esketamine-off-label"),
+        ("children", "consent-young-esketamine-off-label"),
+        ("bipolar-depression", "consent-bipolar-esketamine-off-label"),
+    ):
+        assert item_id not in planned_ids("informed-consent", nasal)
+        assert item_id in planned_ids("informed-consent", nasal, (population,))
+        assert item_id not in planned_ids("informed-consent", "intravenous", (population,))
+        assert "off-label" in item_of("informed-consent", item_id).text
+    assert "until the next day" in item_of("treatment-session", "no-driving-reminded-esketamine").text
+    assert "restful sleep" in item_of("informed-consent", "consent-going-home-esketamine").text
+
+
+CONSENT_CORE = ("consent-alternatives-discussed", "consent-right-to-withdraw", "consent-capacity-assessed")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_consent_has_its_core_elements_and_stays_short(route: str) -> None:
+    ids = planned_ids("informed-consent", route)
+    for item_id in CONSENT_CORE:
+        assert item_id in ids, item_id
+        assert cites_reference(item_of("informed-consent", item_id), "ama-code")
+    assert len(ids) <= 20, f"base consent for {route} has {len(ids)} items"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_treatment_session_is_organised_into_pauses_of_at_most_nine_base_items(route: str) -> None:
+    checklist = shipped("treatment-session")
+    assert [p.id for p in checklist.pauses or ()] == ["before-dose", "observation-check", "sign-out"]
+    assert all(section.pause for section in checklist.sections), "every section belongs to a pause"
+    base = planned("treatment-session", route)
+    sizes = Counter(p.section.pause for p in base)
+    assert set(sizes) == {"before-dose", "observation-check", "sign-out"}
+    assert max(sizes.values()) <= 9, sizes
+    order = [p.section.pause for p in planned("treatment-session", route, POPULATIONS[:5])]
+    assert order == sorted(order, key=["before-dose", "observation-check", "sign-out"].index)
+
+
+# Words that mark a statement the four documents do not make.
+BEYOND_THE_DOCUMENTS = re.compile(
+    r"REMS|label|off-label|approved|pregnan|breastfe|psychosis|hypertension|oximet|"
+    r"two hours|40 minutes|24 hours|next day|contraindicat|bladder|memory|enrol|"
+    r"capacity|decline|alternatives|airway|resuscitation|certified|hospital",
+    re.IGNORECASE,
+)
+ADDED_IN_2_0_0 = frozenset(
+    {
+        "suicidal-ideation-screened",
+        "mania-history-screened",
+        "psychosis-history-screened",
+        *BASE_REVIEWS,
+        "hospital-care-considered",
+        "consent-esketamine-rems-enrolment",
+        "consent-going-home-ketamine",
+        "consent-going-home-esketamine",
+        "consent-pregnancy-discussed",
+        "consent-right-to-withdraw",
+        "consent-capacity-assessed",
+        "consent-young-esketamine-off-label",
+        "consent-bipolar-esketamine-off-label",
+        "consent-esketamine-not-suicide-prevention",
+        "airway-trained-clinician-present",
+        "resuscitation-equipment-ready",
+        "esketamine-setting-certified",
+        "esketamine-patient-enrolled",
+        "esketamine-provider-on-site",
+        "sedation-breathing-watched",
+        "esketamine-self-administration-observed",
+        "esketamine-blood-pressure-rechecked",
+        "esketamine-post-dose-observation",
+        "esketamine-discharge-blood-pressure",
+        "no-driving-reminded-ketamine",
+        "no-driving-reminded-esketamine",
+        "esketamine-none-taken-home",
+        "esketamine-monitoring-form",
+        "suicidal-thoughts-reviewed",
+        "blood-pressure-trend-reviewed",
+        "bladder-symptoms-asked",
+        "cognition-asked",
+        "pregnancy-breastfeeding-reviewed",
+    }
+)
+
+
+def test_every_item_beyond_the_documents_cites_an_external_source() -> None:
+    newest = {item.id for _, _, item in items_with_sections()}
+    assert newest >= ADDED_IN_2_0_0, sorted(ADDED_IN_2_0_0 - newest)
+    first = {item.id for _, _, item in items_with_sections((FIRST,))}
+    assert not (ADDED_IN_2_0_0 & first), "an item new in 2.0.0 reuses a 1.0.0 id"
+    for checklist, _, item in items_with_sections():
+        where = f"{checklist.id}/{item.id}"
+        if item.id in ADDED_IN_2_0_0:
+            assert cites_reference(item, *REFERENCE_IDS), f"{where} goes beyond the documents without a reference"
+        flagged = BEYOND_THE_DOCUMENTS.search(item.text)
+        if flagged:
+            assert cites_reference(item, *REFERENCE_IDS), f"{where} says {flagged[0]!r} but cites no reference"
+
+
+REFERENCE_IDS = ("spravato-pi", "spravato-rems", "ketalar-pi", "apa-consensus", "ama-code")
+
+
+def test_external_sources_are_declared_with_version_and_identifier() -> None:
+    for checklist in all_shipped():
+        declared = {r.id: r for r in checklist.references or ()}
+        assert set(declared) <= set(REFERENCE_IDS), checklist.id
+        for reference in declared.values():
+            assert reference.version.strip() and (reference.url or reference.doi), reference.id
+    apa = next(r for c in all_shipped() for r in c.references or () if r.id == "apa-consensus")
+    assert apa.doi == "10.1001/jamapsychiatry.2017.0080"
+    review = REVIEW.read_text(encoding="utf-8")
+    for reference_id in REFERENCE_IDS:
+        assert f"| `{reference_id}` |" in review, f"{reference_id} is missing from the external sources table"
+    assert "## How to revise a checklist when a source changes" in review
+    assert "### What could not be confirmed" in review
+
+
+def test_every_population_is_accepted_by_every_checklist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CDSS_CHECKLISTS", raising=False)
+    runner = CliRunner()
+    for checklist in all_shipped():
+        route = ["--route", ROUTES[0]] if checklist.context.routes else []
+        for population in cdss_plan.POPULATIONS:
+            result = runner.invoke(app, ["plan", checklist.id, *route, "--population", population])
+            assert result.exit_code == 0, (checklist.id, population, result.output)
+    ptsd = runner.invoke(app, ["plan", "treatment-session", "--route", "intravenous", "--population", "ptsd"])
+    assert cdss_plan.nothing_extra_note(shipped("treatment-session"), "ptsd") in ptsd.output
+    assert "item" in ptsd.output.lower() or "confirmed" in ptsd.output.lower(), "the plan carries on"
+
+
+def test_newest_versions_pass_the_design_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CDSS_CHECKLISTS", raising=False)
+    result = CliRunner().invoke(app, ["validate", "--strict", "--documents", str(SEEDS)])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_smaller_corrections_of_the_review() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "never as routine home use" not in readme
+    assert "never dispensed for home use" in readme
+    review = REVIEW.read_text(encoding="utf-8")
+    assert "on the day of treatment" not in review.replace("driving \"on the day of treatment\"", "")
+    assert "until the next day, after a restful sleep" in review
+    assert "history of psychosis)" not in review, "psychosis is a precaution, not a contraindication"
+    bridge = item_of("treatment-session", "ongoing-support-confirmed").why
+    assert not bridge.startswith("Ketamine is a bridge") and "document" in bridge
+    young = item_of("informed-consent", "consent-young-other-treatments-first").text
+    assert "only after" not in young and "last resort" in young
+    tolerance = item_of("course-review", "tolerance-reviewed").text
+    assert "weaker" not in tolerance and "shorter" not in tolerance
+    for checklist_id, item_id in (
+        ("informed-consent", "consent-dissociation-explained"),
+        ("treatment-session", "what-to-expect-reminded"),
+        ("treatment-session", "dissociation-supported"),
+    ):
+        item = item_of(checklist_id, item_id)
+        assert item.applies_when is None, item_id
+        for timing in ("during administration", "infusion", "when it ends"):
+            assert timing not in item.text, f"{item_id} times every route like an infusion"
+    assert "consent-perception-changes-explained" not in {i.id for _, i in shipped("informed-consent").items()}
