@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from cdss.design import looks_like_dose
 from typer.testing import CliRunner
 
 from cdss.catalog import Catalog, content_hash, read_lock, shipped_folder
@@ -26,7 +27,6 @@ from cdss.cli.main import run as _registered  # noqa: F401  (registers every com
 from cdss.errors import ContextError
 from cdss.plan import POPULATIONS as CLINIC_POPULATIONS
 from cdss.plan import PlannedItem, declare, nothing_extra_note, plan
-from cdss.design import looks_like_dose
 from cdss.validation import check_catalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -443,7 +443,9 @@ def planned_ids(
     return [p.item.id for p in plan(checklist, declare(checklist, route, populations))]
 
 
-def planned(checklist_id: str, route: str | None = None, populations: tuple[str, ...] = ()) -> list[PlannedItem]:
+def planned(
+    checklist_id: str, route: str | None = None, populations: tuple[str, ...] = ()
+) -> list[PlannedItem]:
     checklist = shipped(checklist_id)
     return plan(checklist, declare(checklist, route, populations))
 
@@ -542,7 +544,9 @@ def test_population_items_apply_only_when_their_module_is_declared(
     assert item_id in planned_ids(checklist_id, route, (population,), version=FIRST)
     others = tuple(p for p in POPULATIONS if p != population and p not in {"adolescents", "children"})
     declarable = {p.id for p in shipped(checklist_id, FIRST).context.populations}
-    planned_others = planned_ids(checklist_id, route, tuple(p for p in others if p in declarable), version=FIRST)
+    planned_others = planned_ids(
+        checklist_id, route, tuple(p for p in others if p in declarable), version=FIRST
+    )
     assert item_id not in planned_others
 
 
@@ -661,7 +665,9 @@ def test_contraindications_precautions_and_pregnancy_are_reviewed_before_every_c
         assert item_id in ids, item_id
         item = item_of("pre-treatment-evaluation", item_id)
         assert cites_reference(item, "spravato-pi", "ketalar-pi"), f"{item_id} cites no label"
-        assert item.text.startswith(("Reviewed", "Asked", "Discussed")), f"{item_id} decides instead of reviewing"
+        assert item.text.startswith(("Reviewed", "Asked", "Discussed")), (
+            f"{item_id} decides instead of reviewing"
+        )
     assert "hypertension" in item_of("pre-treatment-evaluation", "blood-pressure-history-reviewed").text
     assert "substance use disorder" in item_of("pre-treatment-evaluation", "misuse-risk-reviewed").text
 
@@ -671,24 +677,56 @@ def test_contraindications_precautions_and_pregnancy_are_reviewed_before_every_c
 ESKETAMINE_ELEMENTS = {
     "certified setting": ("treatment-session", "esketamine-setting-certified", "spravato-rems"),
     "healthcare provider on site": ("treatment-session", "esketamine-provider-on-site", "spravato-rems"),
-    "patient enrolled before the first treatment": ("informed-consent", "consent-esketamine-rems-enrolment", "spravato-rems"),
-    "patient enrolled, checked every session": ("treatment-session", "esketamine-patient-enrolled", "spravato-rems"),
+    "patient enrolled before the first treatment": (
+        "informed-consent",
+        "consent-esketamine-rems-enrolment",
+        "spravato-rems",
+    ),
+    "patient enrolled, checked every session": (
+        "treatment-session",
+        "esketamine-patient-enrolled",
+        "spravato-rems",
+    ),
     "self-administration under direct observation": (
         "treatment-session",
         "esketamine-self-administration-observed",
         "spravato-rems",
     ),
     "nothing taken home": ("treatment-session", "esketamine-none-taken-home", "spravato-rems"),
-    "blood pressure before the dose": ("treatment-session", "baseline-heart-rate-blood-pressure", "spravato-pi"),
-    "blood pressure about 40 minutes after": ("treatment-session", "esketamine-blood-pressure-rechecked", "spravato-pi"),
-    "blood pressure before discharge": ("treatment-session", "esketamine-discharge-blood-pressure", "spravato-rems"),
-    "sedation and breathing, pulse oximeter": ("treatment-session", "sedation-breathing-watched", "spravato-pi"),
-    "observed for at least two hours": ("treatment-session", "esketamine-post-dose-observation", "spravato-pi"),
+    "blood pressure before the dose": (
+        "treatment-session",
+        "baseline-heart-rate-blood-pressure",
+        "spravato-pi",
+    ),
+    "blood pressure about 40 minutes after": (
+        "treatment-session",
+        "esketamine-blood-pressure-rechecked",
+        "spravato-pi",
+    ),
+    "blood pressure before discharge": (
+        "treatment-session",
+        "esketamine-discharge-blood-pressure",
+        "spravato-rems",
+    ),
+    "sedation and breathing, pulse oximeter": (
+        "treatment-session",
+        "sedation-breathing-watched",
+        "spravato-pi",
+    ),
+    "observed for at least two hours": (
+        "treatment-session",
+        "esketamine-post-dose-observation",
+        "spravato-pi",
+    ),
     "until the effects have resolved": ("treatment-session", "acute-effects-subsided", "spravato-pi"),
     "patient monitoring form": ("treatment-session", "esketamine-monitoring-form", "spravato-rems"),
     "no driving until the next day": ("treatment-session", "no-driving-reminded-esketamine", "spravato-pi"),
     "someone drives the patient home": ("informed-consent", "consent-going-home-esketamine", "spravato-pi"),
-    "supervised setting explained": ("informed-consent", "consent-esketamine-supervised-setting", "spravato-rems"),
+    "supervised setting explained": (
+        "informed-consent",
+        "consent-esketamine-supervised-setting",
+        "spravato-rems",
+    ),
 }
 
 
@@ -822,10 +860,14 @@ def test_every_item_beyond_the_documents_cites_an_external_source() -> None:
     for checklist, _, item in items_with_sections():
         where = f"{checklist.id}/{item.id}"
         if item.id in ADDED_IN_2_0_0:
-            assert cites_reference(item, *REFERENCE_IDS), f"{where} goes beyond the documents without a reference"
+            assert cites_reference(item, *REFERENCE_IDS), (
+                f"{where} goes beyond the documents without a reference"
+            )
         flagged = BEYOND_THE_DOCUMENTS.search(item.text)
         if flagged:
-            assert cites_reference(item, *REFERENCE_IDS), f"{where} says {flagged[0]!r} but cites no reference"
+            assert cites_reference(item, *REFERENCE_IDS), (
+                f"{where} says {flagged[0]!r} but cites no reference"
+            )
 
 
 REFERENCE_IDS = ("spravato-pi", "spravato-rems", "ketalar-pi", "apa-consensus", "ama-code")
@@ -870,7 +912,7 @@ def test_the_smaller_corrections_of_the_review() -> None:
     assert "never as routine home use" not in readme
     assert "never dispensed for home use" in readme
     review = REVIEW.read_text(encoding="utf-8")
-    assert "on the day of treatment" not in review.replace("driving \"on the day of treatment\"", "")
+    assert "on the day of treatment" not in review.replace('driving "on the day of treatment"', "")
     assert "until the next day, after a restful sleep" in review
     assert "history of psychosis)" not in review, "psychosis is a precaution, not a contraindication"
     bridge = item_of("treatment-session", "ongoing-support-confirmed").why
@@ -888,4 +930,6 @@ def test_the_smaller_corrections_of_the_review() -> None:
         assert item.applies_when is None, item_id
         for timing in ("during administration", "infusion", "when it ends"):
             assert timing not in item.text, f"{item_id} times every route like an infusion"
-    assert "consent-perception-changes-explained" not in {i.id for _, i in shipped("informed-consent").items()}
+    assert "consent-perception-changes-explained" not in {
+        i.id for _, i in shipped("informed-consent").items()
+    }

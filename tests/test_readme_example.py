@@ -28,7 +28,12 @@ EXPECTED = "completed 24 [('esketamine-monitoring-form', 'not-done')]\n"
 def test_the_readme_example_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CDSS_CHECKLISTS"}
     done = subprocess.run(
-        [sys.executable, "-c", readme_example()], cwd=tmp_path, capture_output=True, text=True, check=False, env=env
+        [sys.executable, "-c", readme_example()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == EXPECTED
