@@ -36,6 +36,7 @@ def looks_like_dose(text: str) -> bool:
     """A dose amount; to be replaced by cdss.design.looks_like_dose when that lands."""
     return _DOSE.search(text) is not None
 
+
 REVIEW = REPO / "docs" / "content-review.md"
 
 CHECKLISTS = ("pre-treatment-evaluation", "informed-consent", "treatment-session", "course-review")
