@@ -62,6 +62,8 @@ class Verification:
     signatures: int = 0
     keys: int = 0
     amendments: int = 0
+    amended_after_signing: int = 0
+    """Sessions amended after they were signed: allowed, and the signature covers the record as completed."""
     schema_cross_checked: int = 0
     anchors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -86,6 +88,9 @@ class Verification:
             f"checklist versions: {self.checklists} found with their pinned content hashes",
             f"signatures: {self.signatures} verified against {self.keys} registered key(s)",
         ]
+        if self.amended_after_signing:
+            lines.append(f"{self.amended_after_signing} signed session(s) amended afterwards: each signature "
+                         "covers its record as completed, not the later amendments")  # fmt: skip
         lines += self.notes
         lines += [f"anchor: {anchor}" for anchor in self.anchors]
         if self.head:
@@ -105,6 +110,7 @@ class Verification:
             "signatures": self.signatures,
             "keys": self.keys,
             "amendments": self.amendments,
+            "amended_after_signing": self.amended_after_signing,
             "schema_cross_checked": self.schema_cross_checked,
             "anchors": self.anchors,
             "notes": self.notes,

@@ -55,9 +55,12 @@ class _Trail:
     plan: _Plan | None
     status: str
     """open, completed, abandoned, or partial (started before a bundle's range: chain only)."""
-    clinician: str | None = None
+    started: tuple[str, str, str] | None = None
+    """(checklist id, version, subject): what a signature's meaning must name."""
     answered: int = 0
-    completion: str | None = None
+    completion: tuple[str, str, str] | None = None
+    """The completion's (hash, actor, at), once completed."""
+    signed: bool = False
 
 
 class SessionRules:
@@ -72,6 +75,7 @@ class SessionRules:
         """Amendments to look up after the pass: session -> corrected hash -> [(seq, item)]."""
         self.signatures = 0
         self.amendments = 0
+        self.amended_after_signing: set[str] = set()
 
     def follow(self, event: dict[str, Any], seq: int) -> None:
         """Check one schema-valid session event against its session's state, and advance it."""
@@ -81,7 +85,8 @@ class SessionRules:
             if trail is not None:
                 self.note(seq, session, "started a second time")
                 return
-            self.trails[session] = _Trail(self._plan(data, seq, session), "open", data["clinician"])
+            pinned = (data["checklist"]["id"], data["checklist"]["version"], data["subject"])
+            self.trails[session] = _Trail(self._plan(data, seq, session), "open", pinned)
             selection = self.source.selection
             if selection is not None and selection.takes(event) != (session in (self.source.selected or ())):
                 listed = "is not" if selection.takes(event) else "is"
@@ -104,7 +109,7 @@ class SessionRules:
                 missing = [i for i, bit in trail.plan.bits.items() if not trail.answered & bit]
                 self.note(seq, session, f"completed with {len(missing)} applicable item(s) unanswered: "
                           f"{', '.join(missing[:5])}")  # fmt: skip
-            trail.status, trail.completion = "completed", event["hash"]
+            trail.status, trail.completion = "completed", (event["hash"], event["actor"], event["at"])
         elif kind == "session-abandoned":
             if trail.status != "open":
                 self.note(seq, session, f"abandoned after it was {trail.status}")
@@ -140,21 +145,36 @@ class SessionRules:
             trail.answered |= bit
         if kind == "item-amended":
             self.amendments += 1
+            if trail.signed:
+                self.amended_after_signing.add(session)
             self.pending.setdefault(session, {}).setdefault(data["corrects"], []).append((seq, item))
 
     def _signature(self, trail: _Trail, event: dict[str, Any], seq: int, session: str) -> None:
-        data = event["data"]
+        data, actor = event["data"], event["actor"]
         if trail.status != "completed" or trail.completion is None:
             self.note(seq, session, f"signature on a session that is {trail.status}, not completed")
-        elif data["signs"] != trail.completion:
-            self.note(seq, session, "signature does not sign this session's completion")
+        else:
+            completion, completed_by, completed_at = trail.completion
+            if data["signs"] != completion:
+                self.note(seq, session, "signature does not sign this session's completion")
+            if trail.signed:
+                self.note(seq, session, "a second signature of one completion (one signature each)")
+            if actor != completed_by:
+                self.note(seq, session, f"signed by {actor}, but {completed_by} completed the session")
+            if event["at"] != completed_at:
+                self.note(seq, session, f"signed at {event['at']}, not at the completion's {completed_at}")
+        if trail.started is not None:
+            expected = "completed checklist {} version {} for subject {}".format(*trail.started)
+            if data["meaning"] != expected:
+                self.note(seq, session, f"signature meaning {data['meaning']!r} is not {expected!r}")
+        trail.signed = True
         registered = self.keys.get(data["key"])
         if registered is None:
             self.note(seq, session, f"signed with key {data['key'][:12]}…, which is not registered")
             return
         clinician, public_key = registered
-        if clinician != event["actor"]:
-            self.note(seq, session, f"signed by {event['actor']} with a key registered to {clinician}")
+        if clinician != actor:
+            self.note(seq, session, f"signed by {actor} with a key registered to {clinician}")
         if signature_holds(public_key, data["signature"], payload(data["signs"], data["name"],
                                                                   data["meaning"], event["at"])):  # fmt: skip
             self.signatures += 1

@@ -105,6 +105,7 @@ class _Pass:
             result.last_seq, result.head = self.next_seq - 1, self.prev
         self.rules.finish(result.sessions, lambda session: owner(session, parts) == part)
         result.signatures, result.amendments = self.rules.signatures, self.rules.amendments
+        result.amended_after_signing = len(self.rules.amended_after_signing)
         return _Part(result, self.cross_checked, self.rules.found_checklists(), self.rules.pinned())
 
     def _take(
@@ -252,6 +253,7 @@ def _merged(parts: list[_Part], key_findings: list[Finding], keys: int) -> Verif
         result.more_findings += part.result.more_findings
         result.signatures += part.result.signatures
         result.amendments += part.result.amendments
+        result.amended_after_signing += part.result.amended_after_signing
         for status, count in part.result.sessions.items():
             result.sessions[status] = result.sessions.get(status, 0) + count
     return result
