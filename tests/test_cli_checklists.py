@@ -17,6 +17,7 @@ from cdss.catalog import Catalog, content_hash
 from cdss.cli.app import app
 from cdss.cli.main import guarded, log_path
 from cdss.diff import diff
+from cdss.plan import POPULATIONS, declare, nothing_extra_note, nothing_extra_notes, plan
 from tests.conftest import EXAMPLES, REPO, cdss_command
 
 VALID = EXAMPLES / "valid"
@@ -155,7 +156,7 @@ def test_plan_json_has_id_text_and_section() -> None:
         ([], "differs by route; give --route, one of: intravenous, intranasal-esketamine"),
         (
             ["--route", "intravenous", "--population", "pets"],
-            "unknown population 'pets' for example-walk@1.0.0; valid: older-adults",
+            "unknown population 'pets' for example-walk@1.0.0; valid: older-adults, adolescents, children,",
         ),
     ],
 )
@@ -293,3 +294,90 @@ def test_a_plain_wheel_install_lists_shipped_checklists_from_any_folder(tmp_path
         [str(target / "bin" / "cdss"), "validate"], capture_output=True, text=True, cwd=elsewhere, env=env
     )
     assert validated.returncode == 0, validated.stdout
+
+
+# --- one clinic-wide context: every checklist accepts every population ------------------
+
+
+def test_populations_are_the_union_of_the_shipped_checklists() -> None:
+    declared: dict[str, str] = {}
+    for path in sorted((REPO / "checklists").glob("*/*.json")):
+        if path.name == "lock.json":
+            continue
+        for option in json.loads(path.read_text(encoding="utf-8"))["context"]["populations"]:
+            assert declared.setdefault(option["id"], option["title"]) == option["title"], path
+    assert {o.id: o.title for o in POPULATIONS} == declared
+
+
+def test_every_shipped_checklist_accepts_every_population() -> None:
+    catalog = Catalog([REPO / "checklists"])
+    everyone = [o.id for o in POPULATIONS]
+    for entry in catalog.entries():
+        checklist = catalog.load(entry.ref)
+        route = checklist.context.routes[0].id if checklist.context.routes else None
+        context = declare(checklist, route, everyone)
+        assert sorted(context.populations) == sorted(everyone), entry.ref
+
+
+def test_a_population_without_a_module_adds_nothing_and_is_recorded_in_a_stable_order() -> None:
+    checklist = Catalog([VALID]).load("example-walk")
+    context = declare(checklist, "intravenous", ["ptsd", "older-adults", "ptsd"])
+    assert context.populations == ("older-adults", "ptsd")
+    assert [p.item.id for p in plan(checklist, context)] == [
+        p.item.id for p in plan(checklist, declare(checklist, "intravenous", ["older-adults"]))
+    ]
+    assert nothing_extra_notes(checklist, context) == [
+        "This checklist has nothing extra for Post-traumatic stress disorder (PTSD)."
+    ]
+    assert (
+        nothing_extra_note(checklist, "older-adults") == "This checklist has nothing extra for Older adults."
+    )
+
+
+def test_plan_prints_the_note_and_carries_on() -> None:
+    result = runner.invoke(
+        app, ["plan", "example-walk", *FOLDERS, "--route", "intravenous", "--population", "ptsd"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "This checklist has nothing extra for Post-traumatic stress disorder (PTSD)."
+    assert lines[1].startswith("example-walk@1.0.0: 2 items apply (route intravenous; populations: ptsd)")
+
+
+def test_plan_json_keeps_the_note_off_stdout() -> None:
+    result = cdss(
+        "plan", "example-walk", *FOLDERS, "--route", "intravenous", "--population", "ptsd", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [row["id"] for row in json.loads(result.stdout)] == [
+        "setting-confirmed",
+        "infusion-monitoring-planned",
+    ]
+    assert result.stderr == "This checklist has nothing extra for Post-traumatic stress disorder (PTSD).\n"
+
+
+def test_shipped_treatment_session_accepts_ptsd_through_the_installed_command() -> None:
+    """Issue 12: `cdss plan treatment-session --population ptsd` exited 2."""
+    result = cdss(
+        "plan", "treatment-session@1.0.0", "--route", "intranasal-esketamine", "--population", "ptsd"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "This checklist has nothing extra for Post-traumatic stress disorder (PTSD)."
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_run_prints_the_note_and_records_the_population(tmp_path: Path) -> None:
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"setting-confirmed": "done", "infusion-monitoring-planned": "done"}))
+    env = {**os.environ, "CDSS_STORE": str(tmp_path / "records.sqlite3")}
+    result = cdss(
+        "run", "example-walk", *FOLDERS, "--route", "intravenous", "--population", "ptsd",
+        "--subject", "S-7F3K2M9Q1", "--clinician", "dr-lee", "--answers", str(answers), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "This checklist has nothing extra for Post-traumatic stress disorder (PTSD)."
+    )
+    assert "completed: 2 item(s) recorded" in result.stdout

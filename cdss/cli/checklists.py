@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -115,14 +116,19 @@ def plan_command(
     json: JsonOutput = False,
 ) -> None:
     """Show the items that apply for a route and populations, in order."""
-    from cdss.plan import declare, plan
+    from cdss.plan import declare, nothing_extra_notes, plan
 
     checklist = open_catalog(checklists).load(ref)
     context = declare(checklist, route, population or [])
     planned = plan(checklist, context)
+    notes = nothing_extra_notes(checklist, context)
     if json:
+        for note in notes:  # stdout stays one JSON document
+            sys.stderr.write(note + "\n")
         print_json([p.to_json() for p in planned])
         return
+    for note in notes:
+        line(note)
     out = console()
     route_text = f"route {context.route}" if context.route else "no route"
     populations = ", ".join(context.populations) or "none"

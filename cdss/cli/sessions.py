@@ -165,7 +165,7 @@ def run(
     With --sign, the completion is signed with your key in the same transaction.
     """
     from cdss.answers import read_answers
-    from cdss.plan import declare, plan
+    from cdss.plan import declare, nothing_extra_notes, plan
     from cdss.session import Session, check_clinician, check_subject
 
     if answers is None:
@@ -176,6 +176,8 @@ def run(
     context = declare(checklist, route, population or [])
     check_subject(subject)
     check_clinician(clinician)
+    for note in nothing_extra_notes(checklist, context):
+        line(note)
     given = read_answers(answers, checklist, plan(checklist, context)) if answers else None
     key = unlock_key(clinician) if sign else None
     with _open(store, create=True) as opened:
