@@ -165,7 +165,7 @@ def test_bad_context_subject_and_clinician(store: SqliteStore) -> None:
     with pytest.raises(ContextError, match="unknown route"):
         start(store, route="oral")
     with pytest.raises(ContextError, match="unknown population"):
-        start(store, populations=["children"])
+        start(store, populations=["pets"])
     with pytest.raises(InvalidInput, match="clinician id"):
         start(store, clinician="Dr Lee")
     with pytest.raises(NotFound):
