@@ -88,20 +88,26 @@ def _check_parent(path: Path) -> None:
         raise UsageError(f"{parent} is not a folder")
 
 
-def ensure_folder(path: Path) -> None:
-    """Create the folder ``path`` (and its parents) unless it exists; refuse a file or a dangling link."""
+def check_folder_target(path: Path) -> None:
+    """Refuse a folder target that is a file or a link to nothing; a missing folder's parent must exist."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        info = None
+        _check_parent(path)
+        return
     except OSError as error:
         raise CdssError(f"cannot be examined: {cause(error)}", file=str(path)) from None
-    if info is not None and stat.S_ISLNK(info.st_mode) and not path.is_dir():
+    if stat.S_ISLNK(info.st_mode) and not path.is_dir():
         raise UsageError(f"{path} is a symbolic link that leads to no folder; give a folder")
-    if info is not None and not path.is_dir():
+    if not path.is_dir():
         raise UsageError(f"{path} is a file, not a folder; give a folder (it is created when missing)")
+
+
+def ensure_folder(path: Path) -> None:
+    """Create the folder ``path`` unless it exists; refuse a file or a dangling link."""
+    check_folder_target(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(exist_ok=True)
     except OSError as error:
         raise CdssError(f"cannot create the folder: {cause(error)}", file=str(path)) from None
 

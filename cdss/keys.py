@@ -25,6 +25,7 @@ from cdss.errors import CdssError, InvalidInput, NotFound, UsageError
 from cdss.events import CompletedEvent, Signed, now
 from cdss.session import check_clinician, signed_payload
 from cdss.store import key_id
+from cdss.text import check_free_text
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -95,8 +96,9 @@ def create(clinician: str, name: str, passphrase: str, *, folder: Path | None = 
     )
 
     printed = " ".join(name.split())
-    if not printed or len(printed) > 120:
+    if not printed:
         raise InvalidInput("the printed name must be 1 to 120 characters")
+    check_free_text(printed, "the printed name", limit=120, personal=False)
     if len(passphrase) < 8:
         raise InvalidInput("the passphrase must be at least 8 characters")
     pem_path, info_path = _paths(clinician, folder)

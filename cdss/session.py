@@ -45,6 +45,7 @@ from cdss.events import (
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.record import Answer, Record, RecordItem, SessionStatus, Signature
 from cdss.store import REQUIRE_SIGNATURES, Store, is_on, signature_holds
+from cdss.text import check_free_text, free_text_problem
 
 Signer = Callable[[CompletedEvent], Signed]
 """Signs a completion: gets the sealed ``session-completed`` event, returns the signature.
@@ -109,9 +110,7 @@ def _short_text(value: str | None, what: str) -> str:
     text = (value or "").strip()
     if not text:
         raise InvalidInput(f"{what} is required")
-    if len(text) > 200:
-        raise InvalidInput(f"{what} is {len(text)} characters; keep it under 200 (no clinical findings)")
-    return text
+    return check_free_text(text, what)
 
 
 def answer_problem(
@@ -141,8 +140,7 @@ def answer_problem(
         text = (reason_text or "").strip()
         if not text:
             return f"reason {REASON_NEEDING_TEXT!r} needs a short text"
-        if len(text) > 200:
-            return "the reason text is over 200 characters; keep it short (no clinical findings)"
+        return free_text_problem(text, "the reason text")
     elif reason_text:
         return f"a reason text is given only with reason {REASON_NEEDING_TEXT!r}"
     return None

@@ -123,7 +123,7 @@ def test_amending_after_completion_by_another_clinician(store: SqliteStore) -> N
         (ITEMS[0], "not-done", "other", "   ", "needs a short text"),
         (ITEMS[0], "not-done", "deferred", "because", "only with reason 'other'"),
         (ITEMS[0], "done", "deferred", None, "only for not-done"),
-        (ITEMS[0], "not-done", "other", "x" * 201, "over 200"),
+        (ITEMS[0], "not-done", "other", "x" * 201, "the limit is 200"),
     ],
 )
 def test_bad_answers_are_refused_and_nothing_is_written(

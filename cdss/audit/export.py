@@ -97,6 +97,8 @@ def export(store: str | Path, out: Path, selection: Selection, catalog: Catalog)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _place(work, out)
         return manifest
+    except OSError as error:  # a full disk while building: one line naming the bundle
+        raise files.write_failed(out, error) from None
     finally:
         source.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from cdss import files
 from cdss.audit.report import Figures, Table
+from cdss.text import csv_cell
 
 CHART_COLOUR = "#1f6feb"
 """Bars are drawn in this colour; the browser test looks for its pixels in a screenshot."""
@@ -138,15 +139,27 @@ def write_html(figures: Figures, out: Path) -> None:
 
 
 def write_csv(figures: Figures, folder: Path) -> list[Path]:
-    """One CSV file per table, named after it; the folder is created when missing."""
+    """One CSV file per table, named after it; the folder is created when missing.
+
+    Each file is written whole or not at all, never through a link planted in the folder.
+    """
+    new = not folder.exists()
     files.ensure_folder(folder)
-    written = []
-    for table in figures.tables.values():
-        path = folder / f"{table.name}.csv"
-        buffer = io.StringIO(newline="")
-        writer = csv.writer(buffer)
-        writer.writerow(table.columns)
-        writer.writerows(table.rows)
-        files.write_text(path, buffer.getvalue())
-        written.append(path)
+    written: list[Path] = []
+    try:
+        for table in figures.tables.values():
+            path = folder / f"{table.name}.csv"
+            buffer = io.StringIO(newline="")
+            writer = csv.writer(buffer)
+            # OWASP's rule: a name such as =HYPERLINK(...) must reach a spreadsheet as text, not a formula.
+            writer.writerow([csv_cell(c) for c in table.columns])
+            writer.writerows([csv_cell(c) for c in row] for row in table.rows)
+            files.write_text(path, buffer.getvalue())
+            written.append(path)
+    except BaseException:
+        if new:  # a folder this call made holds nothing half-done afterwards
+            for path in written:
+                path.unlink(missing_ok=True)
+            folder.rmdir()
+        raise
     return written

@@ -11,7 +11,6 @@ what is recorded; ``cdss audit verify`` says whether that can be trusted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,13 +93,14 @@ def _bundle_figures(path: Path, cutoff: str) -> dict[str, list[tuple[Any, ...]]]
 
 
 def _bundle_rows(source: Any) -> Iterator[tuple[Any, ...]]:
-    from cdss.errors import IntegrityError
+    from cdss.errors import IntegrityError, InvalidInput
+    from cdss.jsonfile import loads_bounded
 
     for number, text, _ in source.rows():
         try:
-            event = json.loads(text)
+            event = loads_bounded(text, f"line {number} of the bundle's events")
             yield event["seq"], event["session"], event["type"], text
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, InvalidInput):
             raise IntegrityError(
                 f"line {number} of the bundle's events is not an event; run `cdss audit verify`"
             ) from None

@@ -213,9 +213,13 @@ def report_command(
 
     if bundle is not None and store is not None:
         raise UsageError("give either a BUNDLE or --store, not both")
-    for target in (html, csv):
-        if target is not None and not target.parent.is_dir():
-            raise UsageError(f"folder {target.parent} does not exist")
+    from cdss import files
+
+    # Wrong path kinds are refused before any work is done (cdss.files).
+    if html is not None:
+        files.check_file_target(html, replace=True)
+    if csv is not None:
+        files.check_folder_target(csv)
     figures = report(store=None if bundle else store_path(store), bundle=bundle)
     if plain():
         _plain_report(figures)

@@ -23,11 +23,25 @@ Ref = Annotated[
 def list_checklists(checklists: ChecklistFolders = None, json: JsonOutput = False) -> None:
     """List checklists: id, newest version, title and number of items."""
     catalog = open_catalog(checklists)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for checklist_id in catalog.ids():
         entry, raw = catalog.read(checklist_id)
-        items = sum(len(s.get("items", [])) for s in raw.get("sections", []) if isinstance(s, dict))
-        rows.append({"id": entry.id, "version": entry.version, "title": raw.get("title", ""), "items": items})
+        # A listing reads files before validation: a wrong shape counts as nothing, never a crash.
+        sections = raw.get("sections")
+        items = sum(
+            len(s["items"])
+            for s in (sections if isinstance(sections, list) else [])
+            if isinstance(s, dict) and isinstance(s.get("items"), list)
+        )
+        title = raw.get("title")
+        rows.append(
+            {
+                "id": entry.id,
+                "version": entry.version,
+                "title": title if isinstance(title, str) else "",
+                "items": items,
+            }
+        )
     if json:
         print_json(rows)
         return

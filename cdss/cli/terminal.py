@@ -13,6 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from cdss.text import free_text_problem
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -36,9 +38,10 @@ def say(out: Console, text: str = "", style: str = "") -> None:
     from rich.text import Text
 
     from cdss.cli.render import plain
+    from cdss.text import inert
 
     bare = plain()
-    out.print(Text(text, style="" if bare else style), soft_wrap=bare)
+    out.print(Text(inert(text), style="" if bare else style), soft_wrap=bare)
 
 
 class Keys(Protocol):
@@ -73,7 +76,23 @@ class TerminalKeys:
         return data.decode("utf-8", "replace") if len(data) == 1 else ""
 
     def text(self, prompt: str) -> str:
-        return input(prompt)
+        """One line as typed, read from the descriptor so the key reads see nothing buffered.
+
+        Bytes that are not UTF-8 (a Latin-1 ``é`` from a misconfigured
+        terminal) come back as lone surrogates, which the free-text check
+        refuses with a message: they never end the walk.
+        """
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = os.read(self.fd, 1024)
+            if not chunk:
+                if not data:
+                    raise EOFError
+                break
+            data += chunk
+        return data.decode("utf-8", "surrogateescape").rstrip("\r\n")
 
 
 def _header(out: Console, planned: PlannedItem, total: int) -> None:
@@ -117,7 +136,11 @@ def _choose_status(
     if not text:
         say(out, "Nothing recorded: the reason 'other' needs a short text.")
         return None
-    return status, reason.code, text[:200]
+    problem = free_text_problem(text, "the reason")
+    if problem:
+        say(out, f"Nothing recorded: {problem}.")
+        return None
+    return status, reason.code, text
 
 
 def _answer(out: Console, session: Session, keys: Keys, planned: PlannedItem, key: str) -> None:
@@ -159,8 +182,12 @@ def _go_back(out: Console, session: Session, keys: Keys, before: int) -> None:
         if not explanation:
             say(out, "Not changed: a change needs a short explanation.")
             break
+        problem = free_text_problem(explanation, "the explanation")
+        if problem:
+            say(out, f"Not changed: {problem}.")
+            break
         status, reason, text = choice
-        session.amend(planned.item.id, status, explanation=explanation[:200], reason=reason, reason_text=text)
+        session.amend(planned.item.id, status, explanation=explanation, reason=reason, reason_text=text)
         say(out, f"Amended: {LABELS[status]} (the earlier answer stays in the record)", "green")
         return
     say(out, "Nothing changed." if answered or before > 1 else "There is no earlier answer to change.")
