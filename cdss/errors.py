@@ -8,6 +8,7 @@ Library code raises these and never prints; an exception that is *not* a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,19 @@ class Issue:
     file: str
     pointer: str
     message: str
+    severity: Literal["error", "warning"] = "error"
+    """A warning (a checklist-design rule, ``cdss.design``) fails only under --strict."""
+    rule: str | None = None
+    """The design rule that raised a warning: 'item-length', 'pause-size', ..."""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.pointer or '/'}: {self.message}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"file": self.file, "pointer": self.pointer or "/", "message": self.message}
+        shown = {"file": self.file, "pointer": self.pointer or "/", "message": self.message}
+        if self.severity != "error":
+            shown |= {"severity": self.severity, "rule": self.rule or ""}
+        return shown
 
 
 class CdssError(Exception):

@@ -12,14 +12,23 @@ import json
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from pydantic import ValidationError as ModelError
 
 from cdss import jsonfile
-from cdss.catalog import LOCK_FILE, Catalog, content_hash, read_lock, scan_folder, schema_path
+from cdss.catalog import (
+    LOCK_FILE,
+    Catalog,
+    Entry,
+    content_hash,
+    read_lock,
+    scan_folder,
+    schema_path,
+    version_key,
+)
 from cdss.checklist import (
     DOI_PATTERN,
     FILE_PATTERN,
@@ -367,32 +376,71 @@ def lock_issues(folder: Path) -> list[Issue]:
     return issues
 
 
-def check_catalog(catalog: Catalog, *, documents: Path | None = None) -> tuple[int, list[Issue]]:
-    """Every version in every folder, plus each folder's lock: (files checked, issues)."""
+Design = Literal["none", "newest", "all"]
+"""Which files get design warnings: none, the newest version of each checklist, or all."""
+
+
+def _newest(entries: list[Entry]) -> set[Path]:
+    """The newest version of each checklist (drafts included: that is what an author edits)."""
+    newest: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.id not in newest or version_key(entry.version) > version_key(newest[entry.id].version):
+            newest[entry.id] = entry
+    return {entry.path for entry in newest.values()}
+
+
+def _checked(path: Path, documents: Path | None, warn: bool) -> list[Issue]:
+    """A file's errors, then (when asked and the file is valid) its design warnings."""
+    from cdss.design import design_warnings
+
+    checklist, issues = check_file(path, documents=documents)
+    if warn and checklist is not None:
+        issues.extend(design_warnings(checklist, str(path)))
+    return issues
+
+
+def check_catalog(
+    catalog: Catalog, *, documents: Path | None = None, design: Design = "none"
+) -> tuple[int, list[Issue]]:
+    """Every version in every folder, plus each folder's lock: (files checked, issues).
+
+    Issues include design warnings (``severity="warning"``) for the files ``design`` selects.
+    """
     issues: list[Issue] = []
     count = 0
     for folder in catalog.folders:
-        for entry in scan_folder(folder):
+        entries = list(scan_folder(folder))
+        newest = _newest(entries)
+        for entry in entries:
             count += 1
-            issues.extend(check_file(entry.path, documents=documents)[1])
+            warn = design == "all" or (design == "newest" and entry.path in newest)
+            issues.extend(_checked(entry.path, documents, warn))
         issues.extend(lock_issues(folder))
     return count, issues
 
 
-def check_paths(paths: list[Path], *, documents: Path | None = None) -> tuple[int, list[Issue]]:
-    """Files, checklist folders (``<id>/``) or catalog folders, each checked as what it is."""
+def check_paths(
+    paths: list[Path], *, documents: Path | None = None, design: Design = "none"
+) -> tuple[int, list[Issue]]:
+    """Files, checklist folders (``<id>/``) or catalog folders, each checked as what it is.
+
+    A file named here gets design warnings unless ``design`` is "none"; in a folder,
+    ``design`` selects the newest version of each checklist or all of them.
+    """
     issues: list[Issue] = []
     count = 0
     for path in paths:
         if path.is_dir() and ((path / LOCK_FILE).is_file() or any(scan_folder(path))):
-            folder_count, folder_issues = check_catalog(Catalog([path]), documents=documents)
+            folder_count, folder_issues = check_catalog(Catalog([path]), documents=documents, design=design)
             count += folder_count
             issues.extend(folder_issues)
             continue
         files = sorted(p for p in path.glob("*.json") if p.name != LOCK_FILE) if path.is_dir() else [path]
+        newest = _newest([Entry(f.parent.name, f.stem, f, f.parent.parent) for f in files])
         for file in files:
             count += 1
-            issues.extend(check_file(file, documents=documents)[1])
+            warn = design == "all" or (design == "newest" and (file in newest or not path.is_dir()))
+            issues.extend(_checked(file, documents, warn))
             if (file.parent.parent / LOCK_FILE).is_file():
                 issues.extend(i for i in lock_issues(file.parent.parent) if i.file == str(file))
     return count, issues

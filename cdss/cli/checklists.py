@@ -156,8 +156,13 @@ def plan_command(
         out.print(f"  {p.number:>3}. {p.item.text}")
 
 
+STRICT_FAILED = 1
+"""`cdss validate --strict` with design warnings exits like any failed check."""
+
+
 @app.command()
 def validate(
+    *,
     paths: Annotated[
         list[Path] | None,
         typer.Argument(help="Checklist files or folders. Default: every shipped checklist and the lock."),
@@ -166,32 +171,59 @@ def validate(
         Path | None,
         typer.Option(metavar="DIR", help="Folder of the source documents: check hashes and cited headings."),
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 1) on design warnings as well as on errors.")
+    ] = False,
+    all_versions: Annotated[
+        bool,
+        typer.Option(
+            "--all-versions",
+            help="Design warnings for every version, not only the newest of each checklist "
+            "(files named on the command line always get them).",
+        ),
+    ] = False,
     checklists: ChecklistFolders = None,
     json: JsonOutput = False,
 ) -> None:
-    """Check checklists against the schema, the semantic rules and the release lock.
+    """Check checklists against the schema, the semantic rules and the release lock,
+    and report checklist-design warnings separately.
 
-    Exit 0 when everything is valid, 1 when anything is invalid, 2 for usage errors.
+    Exit 0 when everything is valid (warnings alone do not fail unless --strict),
+    1 when anything is invalid or --strict finds a warning, 2 for usage errors.
     """
-    from cdss.validation import check_catalog, check_paths
+    from cdss.validation import Design, check_catalog, check_paths
 
     if documents is not None and not documents.is_dir():
         from cdss.errors import UsageError
 
         raise UsageError(f"--documents {documents}: not a folder")
+    design: Design = "all" if all_versions else "newest"
     if paths:
-        count, issues = check_paths(paths, documents=documents)
+        count, found = check_paths(paths, documents=documents, design=design)
     else:
-        count, issues = check_catalog(open_catalog(checklists), documents=documents)
+        count, found = check_catalog(open_catalog(checklists), documents=documents, design=design)
+    errors = [i for i in found if i.severity == "error"]
+    warnings = [i for i in found if i.severity != "error"]
+    failed = bool(errors) or (strict and bool(warnings))
     if json:
-        print_json({"valid": not issues, "checked": count, "issues": [i.as_dict() for i in issues]})
+        print_json(
+            {
+                "valid": not failed,
+                "checked": count,
+                "issues": [i.as_dict() for i in errors],
+                "warnings": [i.as_dict() for i in warnings],
+            }
+        )
     else:
-        for issue in issues:
+        for issue in [*errors, *warnings]:
             line(str(issue))
         files = f"{count} checklist file{'s' if count != 1 else ''}"
-        line(f"{files} checked: " + (f"{len(issues)} problem(s)" if issues else "all valid"))
-    if issues:
-        raise typer.Exit(1)
+        summary = f"{files} checked: " + (f"{len(errors)} problem(s)" if errors else "all valid")
+        if warnings:
+            summary += f"; {len(warnings)} design warning(s)" + (" (--strict)" if strict else "")
+        line(summary)
+    if failed:
+        raise typer.Exit(STRICT_FAILED)
 
 
 @app.command("diff")
