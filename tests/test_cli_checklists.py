@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cdss.catalog import Catalog, content_hash
+from cdss.checklist import Checklist
 from cdss.cli.app import app
 from cdss.cli.main import guarded, log_path
 from cdss.diff import diff
@@ -381,3 +382,112 @@ def test_run_prints_the_note_and_records_the_population(tmp_path: Path) -> None:
         "This checklist has nothing extra for Post-traumatic stress disorder (PTSD)."
     )
     assert "completed: 2 item(s) recorded" in result.stdout
+
+
+# --- diff: citations, pauses and references, item by item -------------------------------
+
+PAUSES_FILE = VALID / "example-pauses" / "2.0.0.json"
+
+
+def revised_pauses(tmp_path: Path) -> Path:
+    """example-pauses 2.0.0 and a 2.1.0 that revises a label, cites it anew and moves a pause."""
+    folder = tmp_path / "checklists"
+    (folder / "example-pauses").mkdir(parents=True)
+    old = json.loads(PAUSES_FILE.read_text())
+    (folder / "example-pauses" / "2.0.0.json").write_text(json.dumps(old))
+    new: dict[str, Any] = copy.deepcopy(old)
+    new["version"] = "2.1.0"
+    label = new["references"][0]
+    label["version"] = "Revised 06/2026"
+    label["sections"].append({"id": "2.3", "title": "Monitoring"})
+    new["references"].append(
+        {
+            "id": "example-rems",
+            "kind": "rems",
+            "title": "Example REMS",
+            "issuer": "Example Pharmaceuticals",
+            "version": "2025",
+            "url": "https://example.org/rems",
+            "sections": [{"id": "setting", "title": "Setting requirements"}],
+        }
+    )
+    new["pauses"][1]["moment"] = "before the patient leaves"
+    new["pauses"].append(
+        {"id": "observation-check", "title": "Observation check", "moment": "about 40 minutes"}
+    )
+    first = new["sections"][0]["items"][0]
+    first["sources"].append({"reference": "example-rems", "section": "setting"})
+    second = new["sections"][0]["items"][1]
+    second["sources"] = [{"reference": "example-label", "section": "2.3"}]
+    new["sections"][2]["pause"] = "sign-out"
+    (folder / "example-pauses" / "2.1.0.json").write_text(json.dumps(new))
+    return folder
+
+
+def test_diff_shows_citations_pauses_and_references(tmp_path: Path) -> None:
+    catalog = Catalog([revised_pauses(tmp_path)])
+    changes = [
+        c.to_json() for c in diff(catalog.load("example-pauses@2.0.0"), catalog.load("example-pauses@2.1.0"))
+    ]
+    assert changes == [
+        {
+            "kind": "reference-revised",
+            "item": None,
+            "detail": "example-label: version 'Revised 01/2025' -> 'Revised 06/2026'; section 2.3 added; "
+            "cited by 2 item(s): sedation-monitoring-ready, observation-completed",
+        },
+        {
+            "kind": "reference-added",
+            "item": None,
+            "detail": "example-rems: Example REMS (rems, Example Pharmaceuticals, 2025) https://example.org/rems",
+        },
+        {"kind": "pause-revised", "item": None, "detail": "sign-out: moment "
+         "'after the observation period, before the patient leaves' -> 'before the patient leaves'"},
+        {"kind": "pause-added", "item": None, "detail": "observation-check: Observation check (about 40 minutes)"},
+        {
+            "kind": "sources-changed",
+            "item": "setting-confirmed",
+            "detail": "now cites example-rems section setting",
+        },
+        {
+            "kind": "sources-changed",
+            "item": "sedation-monitoring-ready",
+            "detail": "now cites example-label section 2.3; no longer cites example-label section 5.1",
+        },
+        {"kind": "pause-changed", "item": "older-adult-side-effects-reviewed", "detail": "before-dose -> sign-out"},
+    ]  # fmt: skip
+
+
+def test_diff_command_marks_additions_and_removals(tmp_path: Path) -> None:
+    folder = revised_pauses(tmp_path)
+    for args in (["diff", "example-pauses", "2.0.0", "2.1.0", "--checklists", str(folder)],):
+        via_runner = runner.invoke(app, args)
+        installed = cdss(*args)
+        assert via_runner.exit_code == installed.returncode == 0
+        assert via_runner.stdout == installed.stdout
+    lines = installed.stdout.splitlines()
+    assert (
+        "+ reference-added: example-rems: Example REMS (rems, Example Pharmaceuticals, 2025) https://example.org/rems"
+        in lines
+    )
+    assert "~ pause-changed older-adult-side-effects-reviewed: before-dose -> sign-out" in lines
+    assert "+ pause-added: observation-check: Observation check (about 40 minutes)" in lines
+    assert lines[-1] == "7 change(s) from example-pauses@2.0.0 to example-pauses@2.1.0"
+
+
+def test_diff_from_format_1_to_format_2(tmp_path: Path) -> None:
+    """A reference cited instead of a heading shows as a change of citation, item by item."""
+    catalog = Catalog([VALID])
+    old = catalog.load("example-walk@1.0.0")
+    document = old.to_json()
+    document["$schema"] = "urn:cdss:schema:checklist:2"
+    document["version"] = "2.0.0"
+    document["references"] = json.loads(PAUSES_FILE.read_text())["references"][:1]
+    document["sections"][0]["items"][0]["sources"] = [{"reference": "example-label", "section": "2.1"}]
+    new = Checklist.model_validate(document)
+    assert [(c.kind, c.item, c.detail) for c in diff(old, new)] == [
+        ("reference-added", None, "example-label: Example prescribing information (prescribing-information, "
+         "Example Pharmaceuticals, Revised 01/2025) https://example.org/label.pdf"),
+        ("sources-changed", "setting-confirmed",
+         "now cites example-label section 2.1; no longer cites ketamine-therapy 'Administration'"),
+    ]  # fmt: skip

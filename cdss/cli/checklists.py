@@ -234,7 +234,8 @@ def diff_command(
     checklists: ChecklistFolders = None,
     json: JsonOutput = False,
 ) -> None:
-    """Show what changed between two versions: items added, removed, reworded, moved."""
+    """Show what changed between two versions: items added, removed, reworded, moved,
+    re-scoped, re-cited or moved to another pause, and the references and pauses declared."""
     from cdss.diff import diff
 
     catalog = open_catalog(checklists)
@@ -244,10 +245,10 @@ def diff_command(
     if json:
         print_json([c.to_json() for c in changes])
         return
-    marks = {"added": "+", "removed": "-"}
     for change in changes:
         where = f" {change.item}" if change.item else ""
-        line(f"{marks.get(change.kind, '~')} {change.kind}{where}: {change.detail}")
+        mark = "+" if change.kind.endswith("added") else "-" if change.kind.endswith("removed") else "~"
+        line(f"{mark} {change.kind}{where}: {change.detail}")
     line(f"{len(changes)} change(s) from {old.ref} to {new.ref}")
 
 
