@@ -26,6 +26,7 @@ an address, or a description that identifies someone. The README says so too.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 REASON_LIMIT = 200
 """Characters in a free-text reason: a short phrase, never a clinical note."""
@@ -80,40 +81,44 @@ _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _NUM_MONTH = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
 
-_PERSONAL: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+"), "an e-mail address"),
-    (re.compile(r"\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|born on)\b", re.I), "a birth date"),
-    (
-        re.compile(
-            r"(?<![\d])(?:"
-            rf"{_YEAR}{_SEP}{_NUM_MONTH}{_SEP}{_DAY}"  # 1980-01-31, 1980_01_31
-            rf"|{_DAY}{_SEP}{_NUM_MONTH}{_SEP}(?:{_YEAR}|\d\d)"  # 31/01/1980, 31.1.80
-            rf"|{_NUM_MONTH}{_SEP}{_DAY}{_SEP}(?:{_YEAR}|\d\d)"  # 01/31/1980
-            rf"|{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19800131
-            r")(?![\d])"
-            rf"|\b{_DAY}(?:st|nd|rd|th)?{_SEP}*{_MONTH}\b\.?{_SEP}*(?:{_YEAR}|'?\d\d)\b"  # 31-Jan-1980
-            rf"|\b{_MONTH}\b\.?{_SEP}*{_DAY}(?:st|nd|rd|th)?,?{_SEP}*{_YEAR}\b"  # Jan 31, 1980
-            rf"|\b{_YEAR}{_SEP}*{_MONTH}\b\.?{_SEP}*{_DAY}\b",  # 1980-Jan-31
-            re.I,
+
+@cache
+def _personal_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    # Compiled on first use: every command imports this module, few check free text.
+    return (
+        (re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+"), "an e-mail address"),
+        (re.compile(r"\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|born on)\b", re.I), "a birth date"),
+        (
+            re.compile(
+                r"(?<![\d])(?:"
+                rf"{_YEAR}{_SEP}{_NUM_MONTH}{_SEP}{_DAY}"  # 1980-01-31, 1980_01_31
+                rf"|{_DAY}{_SEP}{_NUM_MONTH}{_SEP}(?:{_YEAR}|\d\d)"  # 31/01/1980, 31.1.80
+                rf"|{_NUM_MONTH}{_SEP}{_DAY}{_SEP}(?:{_YEAR}|\d\d)"  # 01/31/1980
+                rf"|{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 19800131
+                r")(?![\d])"
+                rf"|\b{_DAY}(?:st|nd|rd|th)?{_SEP}*{_MONTH}\b\.?{_SEP}*(?:{_YEAR}|'?\d\d)\b"  # 31-Jan-1980
+                rf"|\b{_MONTH}\b\.?{_SEP}*{_DAY}(?:st|nd|rd|th)?,?{_SEP}*{_YEAR}\b"  # Jan 31, 1980
+                rf"|\b{_YEAR}{_SEP}*{_MONTH}\b\.?{_SEP}*{_DAY}\b",  # 1980-Jan-31
+                re.I,
+            ),
+            "a date",
         ),
-        "a date",
-    ),
-    (
-        re.compile(
-            r"\b(?:ssn|mrn|nhs|nino|ni ?(?:no|number)|medical record|record number|patient ?id|"
-            r"chart ?(?:no|number)|passport|insurance ?(?:no|number|id)|social security)",
-            re.I,
+        (
+            re.compile(
+                r"\b(?:ssn|mrn|nhs|nino|ni ?(?:no|number)|medical record|record number|patient ?id|"
+                r"chart ?(?:no|number)|passport|insurance ?(?:no|number|id)|social security)",
+                re.I,
+            ),
+            "a record or identity number",
         ),
-        "a record or identity number",
-    ),
-    (re.compile(r"\btel:", re.I), "a phone number"),
-    (re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"), "a social security number"),
-    (
-        re.compile(r"(?<![\w])\+?\(?\d[\d ().-]{5,}\d(?!\w)"),
-        "a phone or record number",
-    ),
-    (re.compile(r"\d{7,}"), "a record or identity number"),
-)
+        (re.compile(r"\btel:", re.I), "a phone number"),
+        (re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"), "a social security number"),
+        (
+            re.compile(r"(?<![\w])\+?\(?\d[\d ().-]{5,}\d(?!\w)"),
+            "a phone or record number",
+        ),
+        (re.compile(r"\d{7,}"), "a record or identity number"),
+    )
 
 
 def _digits(text: str) -> int:
@@ -122,7 +127,7 @@ def _digits(text: str) -> int:
 
 def personal_data(text: str) -> str | None:
     """What ``text`` plainly holds that identifies a person ("a date", "an e-mail address"), or None."""
-    for pattern, what in _PERSONAL:
+    for pattern, what in _personal_patterns():
         for match in pattern.finditer(text):
             if what == "a phone or record number" and _digits(match.group()) < 7:
                 continue

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, cdss_command, fill
 
@@ -336,3 +339,80 @@ def test_list_on_a_checklist_of_the_wrong_shape_is_one_line(tmp_path: Path) -> N
     assert code == 0, err
     assert "broken" in out
     assert "Traceback" not in err
+
+
+# --- item 6 as a property: what passes the whole-file check records in full ------------------
+
+TEXTS = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        ["\ud800", "ok \udc80", "x\x1b[2J", "John Smith, DOB 1980-01-31", "31-Jan-1980", "x" * 201, " ", ""]
+    ),
+)
+FIELDS = st.fixed_dictionaries(
+    {"status": st.sampled_from(["done", "not-applicable", "not-done", "maybe"])},
+    optional={
+        "reason": st.sampled_from(["deferred", "other", "patient-declined", "bogus"]),
+        "reason_text": TEXTS,
+    },
+)
+ANSWERS = st.dictionaries(
+    st.sampled_from(
+        ["setting-confirmed", "infusion-monitoring-planned", "older-adult-side-effects-reviewed", "nope"]
+    ),
+    st.sampled_from(["done", "not-applicable", "not-done"]) | FIELDS,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ANSWERS)
+def test_an_answers_file_either_fails_whole_or_records_whole(answers: dict[str, object]) -> None:
+    from tests.audit_records import cli
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        path = folder / "answers.json"
+        path.write_text(json.dumps(answers))  # ensure_ascii: a lone surrogate arrives as \ud800
+        store = folder / "records.sqlite3"
+        code = cli(*RUN, *WHO, "--answers", str(path), "--store", str(store))
+        assert code in (0, 1, 4)
+        if code == 1:
+            assert not store.exists()  # refused before the first write
+
+
+# --- item 7: deep JSON in a store row ---------------------------------------------------------
+
+
+def test_deep_json_in_a_store_row_is_one_line_everywhere(tmp_path: Path, recorded: Path) -> None:
+    import sqlite3
+
+    session = str(sessions()[0]["id"])
+    db = sqlite3.connect(recorded, isolation_level=None)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(events)")]
+    last = dict(
+        zip(columns, db.execute("SELECT * FROM events ORDER BY seq DESC LIMIT 1").fetchone(), strict=True)
+    )
+    last["seq"] += 1
+    last["hash"] = "f" * 64
+    last["event"] = str(last["event"])[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    db.execute(
+        f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [last[c] for c in columns],
+    )
+    db.close()
+    for command in (
+        ["sessions"],
+        ["record", session, *CHECKLISTS],
+        ["audit", "report"],
+        ["audit", "export", *CHECKLISTS, "--out", str(tmp_path / "b.zip")],
+        ["abandon", session, "--reason", "patient left"],
+    ):
+        code, _, err = cdss(*command)
+        assert code in (0, 1), (command, err)  # refused, or the row is outside what it reads
+        if code == 1:
+            one_line(err)
+        assert "Traceback" not in err
+    code, out, err = cdss("audit", "verify", *CHECKLISTS)
+    assert code == 1
+    assert "Traceback" not in err
+    assert "unexpected error" not in out + err
