@@ -299,11 +299,14 @@ def test_a_latin1_byte_at_the_reason_prompt_does_not_end_the_walk(store_path: Pa
     child.expect("Nothing recorded: the reason holds a character that is not text")
     child.expect("item 2 of 2")
     child.send("x")
+    child.expect("Not done")  # one key per read: "x4" in one burst would be no key at all
     child.send("4")
     child.expect("Short reason")
     child.sendline("x" * 201)
     child.expect("the limit is 200")
+    child.expect("item 2 of 2")
     child.send("x")
+    child.expect("Not done")  # one key per read: "x4" in one burst would be no key at all
     child.send("4")
     child.expect("Short reason")
     child.sendline("pump broken")
