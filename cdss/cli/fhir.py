@@ -16,11 +16,17 @@ from cdss.cli.app import ChecklistFolders, app, open_catalog
 from cdss.cli.render import line
 from cdss.cli.sessions import SessionId, Sign, StorePath
 
-export_app = typer.Typer(name="export", help="Export checklists and records in exchange formats.")
-export_fhir = typer.Typer(name="fhir", help="FHIR R4 resources (needs the optional 'fhir' extra).")
+export_app = typer.Typer(
+    name="export", no_args_is_help=True, help="Export checklists and records in exchange formats."
+)
+export_fhir = typer.Typer(
+    name="fhir", no_args_is_help=True, help="FHIR R4 resources (needs the optional 'fhir' extra)."
+)
 export_app.add_typer(export_fhir)
-import_app = typer.Typer(name="import", help="Import records from exchange formats.")
-import_fhir = typer.Typer(name="fhir", help="FHIR R4 resources (needs the optional 'fhir' extra).")
+import_app = typer.Typer(name="import", no_args_is_help=True, help="Import records from exchange formats.")
+import_fhir = typer.Typer(
+    name="fhir", no_args_is_help=True, help="FHIR R4 resources (needs the optional 'fhir' extra)."
+)
 import_app.add_typer(import_fhir)
 app.add_typer(export_app)
 app.add_typer(import_app)
@@ -38,24 +44,10 @@ def _write(resource: dict[str, Any], out: Path | None, what: str) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    _write_file(out, data)
+    from cdss import files
+
+    files.write_bytes(out, data)
     line(f"{what}: {out}")
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Written under a temporary name, synced, then renamed: a reader never sees half a file."""
-    import os
-
-    from cdss.errors import UsageError
-
-    if not path.parent.is_dir():
-        raise UsageError(f"folder {path.parent} does not exist")
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 @export_fhir.command("questionnaire")
@@ -117,8 +109,9 @@ def import_response(
     A completed response completes the session; an in-progress one leaves it open.
     """
     from cdss.cli.sessions import _open, require_registered, unlock_key
-    from cdss.fhir import intake
+    from cdss.fhir import intake, models
 
+    models.require()
     checked = intake.read_file(file, open_catalog(checklists), subject=subject, clinician=clinician)
     key = unlock_key(checked.clinician) if sign else None
     with _open(store, create=True) as opened:
