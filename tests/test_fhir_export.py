@@ -283,3 +283,35 @@ def test_without_the_extra_the_commands_say_which_to_install(tmp_path: Path) -> 
             "pip install 'cdss[fhir]'"
         ]
         assert result.stdout == ""
+
+
+def test_audit_export_fhir_adds_one_collection_bundle_that_verifies(
+    recorded: tuple[Path, list[tuple[str, str, str]]], tmp_path: Path
+) -> None:
+    path, made = recorded
+    out = tmp_path / "audit"
+    cdss("audit", "export", "--store", str(path), "--out", str(out), "--fhir")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert "fhir-bundle.json" in manifest["files"]
+    bundle = json.loads((out / "fhir-bundle.json").read_text(encoding="utf-8"))
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "collection"
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    questionnaires = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Questionnaire"
+    ]
+    assert sorted(f"{q['url'].rsplit(':', 1)[1]}@{q['version']}" for q in questionnaires) == sorted(IDS)
+    responses = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert sorted(r["id"] for r in responses) == sorted(s for _, _, s in made)
+    provenances = {"open": 1, "completed": 0, "signed": 1, "amended": 1, "signed-amended": 2, "abandoned": 1}
+    assert kinds.count("Provenance") == sum(provenances[state] for _, state, _ in made)
+    urls = {e["fullUrl"] for e in bundle["entry"]}
+    for entry in bundle["entry"]:
+        for target in entry["resource"].get("target", []):
+            assert target["reference"] in urls
+    cdss("audit", "verify", str(out))
+    plain = tmp_path / "plain"
+    cdss("audit", "export", "--store", str(path), "--out", str(plain))
+    assert not (plain / "fhir-bundle.json").exists()

@@ -45,7 +45,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export(store: str | Path, out: Path, selection: Selection, catalog: Catalog) -> dict[str, Any]:
+def export(
+    store: str | Path, out: Path, selection: Selection, catalog: Catalog, *, fhir: bool = False
+) -> dict[str, Any]:
     """Write the bundle for ``selection`` to ``out`` (a new folder, or a .zip); return its manifest.
 
     Everything is written under a temporary name beside ``out`` and renamed
@@ -68,6 +70,10 @@ def export(store: str | Path, out: Path, selection: Selection, catalog: Catalog)
             target = work / "checklists" / checklist_id / f"{version}.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(catalog.resolve(f"{checklist_id}@{version}").path, target)
+        if fhir:  # FHIR's own module writes its one file; see cdss/fhir/bundle.py
+            from cdss.fhir.bundle import write_audit_bundle
+
+            write_audit_bundle(source.store, sorted(selected), catalog, work)
         (work / "schemas").mkdir()
         for name in SCHEMAS:
             shutil.copyfile(schema_path(name), work / "schemas" / name)

@@ -178,13 +178,16 @@ def export_command(
     checklist: Annotated[str | None, typer.Option(metavar="ID", help="Only runs of this checklist.")] = None,
     store: StorePath = None,
     checklists: ChecklistFolders = None,
+    fhir: Annotated[
+        bool, typer.Option("--fhir", help="Also write fhir-bundle.json: a FHIR Bundle of the records.")
+    ] = False,
 ) -> None:
     """Write a self-contained bundle that verifies offline (docs/bundle-format.md)."""
     from cdss.audit.bundle import Selection
     from cdss.audit.export import export
 
     selection = Selection(since, until, checklist)
-    manifest = export(store_path(store), out, selection, open_catalog(checklists))
+    manifest = export(store_path(store), out, selection, open_catalog(checklists), fhir=fhir)
     events = manifest["events"]
     line(
         f"bundle {out}: {len(manifest['sessions'])} session(s), {events['count']} event(s) "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from cdss.catalog import Catalog, content_hash
@@ -54,6 +55,17 @@ def records_bundle(store: Store, sessions: Iterable[str], catalog: Catalog) -> d
     for session in loaded:
         resources += session_resources(session)
     return collection(resources)
+
+
+AUDIT_FILE = "fhir-bundle.json"
+"""The file ``cdss audit export --fhir`` adds to an audit bundle."""
+
+
+def write_audit_bundle(store: Store, sessions: list[str], catalog: Catalog, folder: Path) -> None:
+    """``fhir-bundle.json`` in an audit bundle's folder: the selected sessions' records as FHIR."""
+    from cdss import files
+
+    files.write_bytes(folder / AUDIT_FILE, to_bytes(records_bundle(store, sessions, catalog)))
 
 
 def to_bytes(resource: dict[str, Any]) -> bytes:
