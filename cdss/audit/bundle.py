@@ -37,6 +37,8 @@ FORMAT = "urn:cdss:bundle:1"
 MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
 KEYS = "keys.json"
+FHIR = "fhir-bundle.json"
+"""Optional (``cdss audit export --fhir``): the records as one FHIR Bundle, written by ``cdss.fhir``."""
 SCHEMAS = ("event.schema.json", "checklist.schema.json")
 MANIFEST_KEYS = frozenset({"format", "created_at", "source", "selection", "sessions", "events", "files"})
 EVENT_KEYS = frozenset({"count", "first_seq", "first_prev", "first_hash", "last_seq", "last_hash"})
@@ -304,7 +306,7 @@ class BundleSource:
         problems += [
             f"unexpected file {n}"
             for n in sorted(listed)
-            if n not in required and n not in (EVENTS, KEYS, *(f"schemas/{s}" for s in SCHEMAS))
+            if n not in required and n not in (EVENTS, KEYS, FHIR, *(f"schemas/{s}" for s in SCHEMAS))
             and not (n.startswith("checklists/") and n.endswith(".json") and n.count("/") == 2)
         ]  # fmt: skip
         if problems:

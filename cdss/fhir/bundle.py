@@ -57,15 +57,12 @@ def records_bundle(store: Store, sessions: Iterable[str], catalog: Catalog) -> d
     return collection(resources)
 
 
-AUDIT_FILE = "fhir-bundle.json"
-"""The file ``cdss audit export --fhir`` adds to an audit bundle."""
-
-
 def write_audit_bundle(store: Store, sessions: list[str], catalog: Catalog, folder: Path) -> None:
     """``fhir-bundle.json`` in an audit bundle's folder: the selected sessions' records as FHIR."""
     from cdss import files
+    from cdss.audit.bundle import FHIR
 
-    files.write_bytes(folder / AUDIT_FILE, to_bytes(records_bundle(store, sessions, catalog)))
+    files.write_bytes(folder / FHIR, to_bytes(records_bundle(store, sessions, catalog)))
 
 
 def to_bytes(resource: dict[str, Any]) -> bytes:
