@@ -276,3 +276,21 @@ def test_files_that_are_not_a_response_are_one_line(tmp_path: Path) -> None:
         assert result.returncode == 1, name
         assert str(path) in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_import_with_sign_signs_the_completion_in_a_store_that_requires_it(
+    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDSS_PASSPHRASE", "correct horse battery")
+    store = tmp_path / "records.sqlite3"
+    cdss("keys", "init", "--clinician", "dr-lee", "--name", "Dr Example Lee", "--store", str(store))
+    cdss("audit", "require-signatures", "on", "--store", str(store))
+    path = write(tmp_path / "r.json", exported)
+    cdss("import", "fhir", "response", str(path), "--store", str(store), "--sign")
+    with SqliteStore(store) as opened:
+        [row] = opened.sessions()
+        record = Session.load(opened, row.id).record()
+    assert record.status == "completed"
+    [signature] = record.signatures
+    assert (signature.actor, signature.name) == ("dr-lee", "Dr Example Lee")
+    cdss("audit", "verify", "--store", str(store))
