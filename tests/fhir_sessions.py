@@ -38,6 +38,40 @@ def busiest_context(checklist: Checklist) -> RunContext:
     return declare(checklist, route, best[1])
 
 
+def both_conditions_checklist(folder: Path) -> Checklist:
+    """The example checklist with an item and a section that need a route *and* a population.
+
+    No shipped checklist has such a condition yet; the Questionnaire nests a
+    group for it, which this checklist exercises.
+    """
+    import json
+
+    from cdss.catalog import load_file
+    from tests.conftest import EXAMPLES
+
+    document = json.loads((EXAMPLES / "valid" / "example-walk" / "1.0.0.json").read_text(encoding="utf-8"))
+    first = document["sections"][0]["items"][0]
+    document["sections"][0]["items"].append(
+        {
+            **first,
+            "id": "older-adult-infusion-checked",
+            "applies_when": {"routes": ["intravenous"], "populations": ["older-adults"]},
+        }
+    )
+    document["sections"].append(
+        {
+            "id": "esketamine-older-adults",
+            "title": "Esketamine for an older adult",
+            "applies_when": {"routes": ["intranasal-esketamine"], "populations": ["older-adults"]},
+            "items": [{**first, "id": "older-adult-spray-checked"}],
+        }
+    )
+    path = folder / "example-walk" / "1.0.0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return load_file(path)
+
+
 def make_key(folder: Path, clinician: str = "dr-lee") -> SigningKey:
     keys.create(clinician, "Dr Example Lee", PASSPHRASE, folder=folder)
     return keys.unlock(clinician, PASSPHRASE, folder=folder)

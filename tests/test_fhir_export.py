@@ -23,7 +23,7 @@ from cdss.plan import declare, plan
 from cdss.session import Session, signed_payload
 from cdss.store import signature_holds
 from cdss.store.sqlite import SqliteStore
-from tests.fhir_sessions import STATES, cdss, make_key, record_state, shipped
+from tests.fhir_sessions import STATES, both_conditions_checklist, cdss, make_key, record_state, shipped
 
 CHECKLISTS = shipped()
 IDS = [c.ref for c in CHECKLISTS]
@@ -101,7 +101,25 @@ def test_every_shipped_checklist_version_is_a_valid_questionnaire(checklist: Che
             } in group["code"]
     cited = {e["valueRelatedArtifact"]["label"] for e in resource["extension"]}
     assert {d.id for d in checklist.documents} <= cited
-    assert {r.id for r in getattr(checklist, "references", None) or ()} <= cited
+    assert {r.id for r in checklist.references or ()} <= cited
+    pauses = {p.id: p.title for p in checklist.pauses or ()}
+    for section in checklist.sections:
+        if section.pause is not None:
+            group = by_link[f"section/{section.id}"]
+            assert {"system": fhir.PAUSE, "code": section.pause, "display": pauses[section.pause]} in group[
+                "code"
+            ]
+
+
+def test_a_condition_on_a_route_and_a_population_nests_a_group(tmp_path: Path) -> None:
+    checklist = both_conditions_checklist(tmp_path)
+    resource = checklist_questionnaire(checklist)
+    by_link = {q["linkId"]: q for q in questions(resource["item"])}
+    wrapper = by_link["older-adult-infusion-checked/when-route"]
+    assert wrapper["type"] == "group"
+    assert [w["answerCoding"]["code"] for w in wrapper["enableWhen"]] == ["intravenous"]
+    assert [w["answerCoding"]["code"] for w in wrapper["item"][0]["enableWhen"]] == ["older-adults"]
+    test_enable_when_shows_exactly_the_plan_in_every_context(checklist)
 
 
 @pytest.mark.parametrize("checklist", CHECKLISTS, ids=IDS)

@@ -27,7 +27,7 @@ from cdss.plan import RunContext, declare, plan
 from cdss.session import Session
 from cdss.store.sqlite import SqliteStore
 from tests.conftest import REPO
-from tests.fhir_sessions import busiest_context, cdss, shipped
+from tests.fhir_sessions import both_conditions_checklist, busiest_context, cdss, shipped
 
 CHECKLISTS = shipped()
 CHROMIUM = "/usr/bin/chromium"
@@ -151,6 +151,22 @@ def contexts(checklist: Checklist) -> list[RunContext]:
     busiest = list(busiest_context(checklist).populations)
     wanted = [(routes[0], []), (routes[-1], busiest), (routes[len(routes) // 2], populations)]
     return [declare(checklist, route, chosen) for route, chosen in wanted]
+
+
+def test_lhc_forms_follows_a_condition_on_a_route_and_a_population(
+    browser: Browser, site: str, tmp_path: Path
+) -> None:
+    checklist = both_conditions_checklist(tmp_path)
+    questionnaire = checklist_questionnaire(checklist)
+    for route in ("intravenous", "intranasal-esketamine"):
+        for populations in ([], ["older-adults"]):
+            context = declare(checklist, route, populations)
+            page = open_form(browser, site, questionnaire)
+            try:
+                set_context(page, context)
+                assert shown_items(page, checklist) == [p.item.id for p in plan(checklist, context)], context
+            finally:
+                page.close()
 
 
 @pytest.mark.parametrize("checklist", CHECKLISTS, ids=[c.ref for c in CHECKLISTS])

@@ -23,7 +23,15 @@ import re
 from typing import Any
 
 from cdss import fhir
-from cdss.checklist import REASON_NEEDING_TEXT, Checklist, Condition, Item, Section
+from cdss.checklist import (
+    REASON_NEEDING_TEXT,
+    Checklist,
+    Condition,
+    DocumentSource,
+    Item,
+    ReferenceSource,
+    Section,
+)
 
 ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 ITEM_CONTROL_CODES = "http://hl7.org/fhir/questionnaire-item-control"
@@ -90,10 +98,10 @@ def conditioned(element: dict[str, Any], condition: Condition | None) -> dict[st
     return {**element, **_when(fhir.POPULATIONS_LINK, fhir.POPULATION, condition.populations)}
 
 
-def _source_extension(source: Any) -> dict[str, Any]:
+def _source_extension(source: DocumentSource | ReferenceSource) -> dict[str, Any]:
     parts = (
         (("document", source.document), ("heading", source.heading))
-        if hasattr(source, "document")
+        if isinstance(source, DocumentSource)
         else (("reference", source.reference), ("section", source.section))
     )
     return {"url": fhir.SOURCE, "extension": [{"url": key, "valueString": value} for key, value in parts]}
@@ -156,10 +164,9 @@ def _section(checklist: Checklist, section: Section) -> dict[str, Any]:
     codes = []
     if section.phase is not None:
         codes.append(coding(fhir.PHASE, section.phase, section.phase.capitalize()))
-    pause = getattr(section, "pause", None)
-    if pause is not None:
-        titles = {p.id: p.title for p in getattr(checklist, "pauses", None) or ()}
-        codes.append(coding(fhir.PAUSE, pause, titles.get(pause)))
+    if section.pause is not None:
+        titles = {p.id: p.title for p in checklist.pauses or ()}
+        codes.append(coding(fhir.PAUSE, section.pause, titles.get(section.pause)))
     group: dict[str, Any] = {"linkId": f"section/{section.id}", "text": section.title, "type": "group"}
     if codes:
         group["code"] = codes
@@ -212,7 +219,7 @@ def _related_artifacts(checklist: Checklist) -> list[dict[str, Any]]:
         }
         for document in checklist.documents
     ]
-    for reference in getattr(checklist, "references", None) or ():
+    for reference in checklist.references or ():
         artifact: dict[str, Any] = {
             "type": "citation",
             "label": reference.id,
@@ -220,9 +227,7 @@ def _related_artifacts(checklist: Checklist) -> list[dict[str, Any]]:
             "citation": f"{reference.issuer}. {reference.title}. {reference.version}. Sections: "
             + "; ".join(f"{s.id} {s.title}" for s in reference.sections),
         }
-        url = getattr(reference, "url", None) or (
-            f"https://doi.org/{reference.doi}" if getattr(reference, "doi", None) else None
-        )
+        url = reference.url or (f"https://doi.org/{reference.doi}" if reference.doi else None)
         if url:
             artifact["url"] = url
         found.append({"url": RELATED_ARTIFACT, "valueRelatedArtifact": artifact})
