@@ -19,7 +19,7 @@ from cdss import fhir
 from cdss.catalog import content_hash
 from cdss.checklist import Checklist
 from cdss.fhir.bundle import checklist_questionnaire, response_bundle
-from cdss.plan import declare, plan
+from cdss.plan import accepted_populations, declare, plan
 from cdss.session import Session, signed_payload
 from cdss.store import signature_holds
 from cdss.store.sqlite import SqliteStore
@@ -126,7 +126,7 @@ def test_a_condition_on_a_route_and_a_population_nests_a_group(tmp_path: Path) -
 def test_enable_when_shows_exactly_the_plan_in_every_context(checklist: Checklist) -> None:
     resource = checklist_questionnaire(checklist)
     routes: list[str | None] = [o.id for o in checklist.context.routes] or [None]
-    populations = [o.id for o in checklist.context.populations]
+    populations = accepted_populations(checklist)
     choices: list[list[str]] = [[], *([p] for p in populations), populations]
     for route in routes:
         for chosen in choices:

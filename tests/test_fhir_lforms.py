@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from cdss import fhir
 from cdss.checklist import Checklist
 from cdss.fhir.bundle import checklist_questionnaire
-from cdss.plan import RunContext, declare, plan
+from cdss.plan import RunContext, accepted_populations, declare, plan
 from cdss.session import Session
 from cdss.store.sqlite import SqliteStore
 from tests.conftest import REPO
@@ -147,7 +147,7 @@ def shown_items(page: Page, checklist: Checklist) -> list[str]:
 def contexts(checklist: Checklist) -> list[RunContext]:
     """No population, the busiest population, and all of them, across the routes."""
     routes: list[str | None] = [o.id for o in checklist.context.routes] or [None]
-    populations = [o.id for o in checklist.context.populations]
+    populations = accepted_populations(checklist)
     busiest = list(busiest_context(checklist).populations)
     wanted = [(routes[0], []), (routes[-1], busiest), (routes[len(routes) // 2], populations)]
     return [declare(checklist, route, chosen) for route, chosen in wanted]

@@ -32,6 +32,7 @@ from cdss.checklist import (
     ReferenceSource,
     Section,
 )
+from cdss.plan import accepted_populations, population_title
 
 ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 ITEM_CONTROL_CODES = "http://hl7.org/fhir/questionnaire-item-control"
@@ -189,20 +190,20 @@ def _context_items(checklist: Checklist) -> list[dict[str, Any]]:
                 ],
             }
         )
-    if checklist.context.populations:
-        found.append(
-            {
-                "linkId": fhir.POPULATIONS_LINK,
-                "text": "Special populations that apply",
-                "type": "choice",
-                "repeats": True,
-                "extension": [_control("check-box")],
-                "answerOption": [
-                    {"valueCoding": coding(fhir.POPULATION, o.id, o.title)}
-                    for o in checklist.context.populations
-                ],
-            }
-        )
+    # Every checklist accepts every clinic-wide population (cdss.plan.POPULATIONS), in declare's order.
+    found.append(
+        {
+            "linkId": fhir.POPULATIONS_LINK,
+            "text": "Special populations that apply",
+            "type": "choice",
+            "repeats": True,
+            "extension": [_control("check-box")],
+            "answerOption": [
+                {"valueCoding": coding(fhir.POPULATION, p, population_title(checklist, p))}
+                for p in accepted_populations(checklist)
+            ],
+        }
+    )
     return found
 
 
