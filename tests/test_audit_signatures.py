@@ -8,6 +8,7 @@ only the signature rules can find it; verification runs through the installed
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,15 +18,15 @@ from cdss import keys
 from cdss.events import Draft, Signed
 from cdss.session import Session, signed_payload
 from cdss.store.sqlite import open_store
-from tests.audit_records import CATALOG_FOLDER, Plan, catalog, record
+from tests.audit_records import CATALOG_FOLDER, Plan, catalog, cli, record
 from tests.conftest import cdss_command
 
 PASSPHRASE = "correct horse battery"
 
 
-def verify(store: Path) -> subprocess.CompletedProcess[str]:
+def verify(store: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [cdss_command(), "audit", "verify", "--store", str(store), "--checklists", str(CATALOG_FOLDER)]
-    return subprocess.run(command, capture_output=True, text=True)
+    return subprocess.run([*command, *extra], capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -96,3 +97,59 @@ def test_an_amendment_after_a_signature_is_allowed_and_said(store_path: Path, le
     done = verify(store_path)
     assert done.returncode == 0, done.stdout
     assert "1 signed session(s) amended afterwards" in done.stdout
+
+
+def trusted_file(path: Path, *clinicians: str) -> Path:
+    listed = [
+        {"clinician": c, "public_key": base64.b64encode(keys.info(c).public_key).decode()} for c in clinicians
+    ]
+    path.write_text(json.dumps(listed))
+    return path
+
+
+def test_trusted_keys_name_every_signer_outside_them(
+    store_path: Path, tmp_path: Path, lee: keys.SigningKey
+) -> None:
+    (session,) = record(store_path, [Plan()], signer_key=lee)
+    keys.create("dr-kim", "Dr Kim", PASSPHRASE)
+    both = trusted_file(tmp_path / "both.json", "dr-lee", "dr-kim")
+    assert verify(store_path, "--trusted-keys", str(both)).returncode == 0
+    only_kim = trusted_file(tmp_path / "kim.json", "dr-kim")
+    done = verify(store_path, "--trusted-keys", str(only_kim))
+    assert done.returncode == 1
+    assert (
+        f"session {session}: signed with key {lee.info.key_id[:12]}…, which is not among the trusted keys"
+        in (done.stdout)
+    )
+
+
+def test_trusted_keys_apply_to_a_checkpoints_signer(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint re-signed under another id passes on a machine without the auditor's key; not against the trusted keys."""
+    monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
+    record(store_path, [Plan()])
+    keys.create("qa-ortiz", "R. Ortiz (QA)", PASSPHRASE)
+    trusted = trusted_file(tmp_path / "trusted.json", "qa-ortiz")
+    keys.create("qa-other", "Someone Else", PASSPHRASE)
+    point = tmp_path / "cp.json"
+    assert (
+        cli("audit", "checkpoint", "--store", str(store_path), "--out", str(point), "--sign", "qa-other") == 0
+    )
+    assert verify(store_path, "--against", str(point)).returncode == 0  # no key for qa-other here to compare
+    done = verify(store_path, "--against", str(point), "--trusted-keys", str(trusted))
+    assert done.returncode == 1
+    assert (
+        f"records: checkpoint {point} taken" in done.stdout
+        and "which is not among the trusted keys" in done.stdout
+    )
+
+
+def test_a_bad_trusted_keys_file_is_one_line(store_path: Path, tmp_path: Path) -> None:
+    record(store_path, [Plan()])
+    bad = tmp_path / "bad.json"
+    for content in ("{", '[{"clinician": "dr-lee", "public_key": "AAAA"}]', "[" * 100_000):
+        bad.write_text(content)
+        done = verify(store_path, "--trusted-keys", str(bad))
+        assert done.returncode == 1
+        assert f"{bad}: is not a list of trusted keys" in done.stderr and "Traceback" not in done.stderr

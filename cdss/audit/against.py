@@ -38,6 +38,11 @@ class Reference(Protocol):
 
     name: str
 
+    @property
+    def signer(self) -> tuple[str, str] | None:
+        """Who signed it (id, key id), when it is a signed checkpoint."""
+        ...
+
     def anchors(self) -> list[Anchor]: ...
 
     def hash_at(self, seq: int) -> str | None: ...
@@ -51,6 +56,10 @@ class CheckpointReference:
 
     point: Checkpoint
     name: str
+
+    @property
+    def signer(self) -> tuple[str, str] | None:
+        return self.point.signer
 
     def anchors(self) -> list[Anchor]:
         return [Anchor(self.point.seq, self.point.hash, self.name)]
@@ -67,6 +76,10 @@ class SourceReference:
 
     def __init__(self, source: Source, anchors: list[Anchor]):
         self.source, self.name, self._anchors = source, source.name, anchors
+
+    @property
+    def signer(self) -> tuple[str, str] | None:
+        return None
 
     def anchors(self) -> list[Anchor]:
         return self._anchors

@@ -45,6 +45,8 @@ class Checkpoint:
     store: str
     signed_by: str | None = None
     """Who signed it, for a person: printed name, id and key id; None when it is not signed."""
+    signer: tuple[str, str] | None = None
+    """The signer's id and key id, for ``--trusted-keys``; None when it is not signed."""
 
     def body(self) -> dict[str, Any]:
         return {
@@ -131,9 +133,18 @@ def read(path: Path) -> Checkpoint:
         )
     if not isinstance(value["seq"], int) or not isinstance(value["hash"], str):
         raise InvalidInput("checkpoint seq or hash has the wrong type", file=str(path))
-    signed_by = _check_signature(value["signature"], body, path) if "signature" in value else None
+    signed_by, signer = None, None
+    if "signature" in value:
+        signed_by = _check_signature(value["signature"], body, path)
+        signer = (value["signature"]["signer"], value["signature"]["key_id"])
     return Checkpoint(
-        value["seq"], value["hash"], str(value["at"]), str(value["taken_at"]), str(value["store"]), signed_by
+        value["seq"],
+        value["hash"],
+        str(value["at"]),
+        str(value["taken_at"]),
+        str(value["store"]),
+        signed_by,
+        signer,
     )
 
 

@@ -32,6 +32,7 @@ from cdss.store import signature_holds
 
 if TYPE_CHECKING:
     from cdss.audit.sources import Source
+    from cdss.audit.trust import TrustedKeys
     from cdss.checklist import Checklist
 
 Note = Callable[[int | None, Any, str], None]
@@ -66,8 +67,14 @@ class _Trail:
 class SessionRules:
     """The state of every session seen so far, and the rules each next event must keep."""
 
-    def __init__(self, source: Source, keys: dict[str, tuple[str, bytes]], note: Note):
-        self.source, self.keys, self.note = source, keys, note
+    def __init__(
+        self,
+        source: Source,
+        keys: dict[str, tuple[str, bytes]],
+        note: Note,
+        trusted: TrustedKeys | None = None,
+    ):
+        self.source, self.keys, self.note, self.trusted = source, keys, note, trusted
         self.trails: dict[str, _Trail] = {}
         self.plans: dict[tuple[Any, ...], _Plan | str] = {}
         self.checklists: dict[tuple[str, str, str], Checklist | str] = {}
@@ -168,6 +175,10 @@ class SessionRules:
             if data["meaning"] != expected:
                 self.note(seq, session, f"signature meaning {data['meaning']!r} is not {expected!r}")
         trail.signed = True
+        if self.trusted is not None:
+            outside = self.trusted.problem(data["key"], actor, "signed")
+            if outside:
+                self.note(seq, session, outside)
         registered = self.keys.get(data["key"])
         if registered is None:
             self.note(seq, session, f"signed with key {data['key'][:12]}…, which is not registered")

@@ -41,6 +41,7 @@ from cdss.audit.findings import MAX_FINDINGS, Anchor, Finding, Verification
 from cdss.audit.rules import SessionRules
 from cdss.audit.sources import Source
 from cdss.audit.stored import body_digest, hints, owner, parse, reference_digest
+from cdss.audit.trust import TrustedKeys
 from cdss.catalog import schema_path
 from cdss.store import key_id
 
@@ -68,12 +69,14 @@ class _Pass:
         keys: dict[str, tuple[str, bytes]],
         part: int = 0,
         parts: int = 1,
+        *,
+        trusted: TrustedKeys | None = None,
     ):
         self.source, self.part, self.parts = source, part, parts
         self.result = Verification(source.name)
         self.contract = event_check(schema_path("event.schema.json"))
         self.cross_checked: set[str] = set()
-        self.rules = SessionRules(source, keys, self.note)
+        self.rules = SessionRules(source, keys, self.note, trusted)
         self.next_seq = source.first_seq
         self.prev: str | None = source.first_prev
         self.anchors: dict[int, list[Anchor]] = {}
@@ -173,22 +176,31 @@ class _Pass:
             self.note(seq, event.get("session"), f"does not match the event schema: {error.message}")
 
 
-def verify(source: Source, anchors: Iterable[Anchor] = (), workers: int | None = None) -> Verification:
+def verify(
+    source: Source,
+    anchors: Iterable[Anchor] = (),
+    workers: int | None = None,
+    trusted: TrustedKeys | None = None,
+) -> Verification:
     """Check everything about ``source``; never raises for what it finds, only reports it.
 
     ``workers`` processes share the pass (default: one per CPU, at most
-    ``MAX_WORKERS``); this process takes the first share itself.
+    ``MAX_WORKERS``); this process takes the first share itself. With
+    ``trusted`` keys, every signer outside them is a finding.
     """
     anchors = tuple(anchors)
     keys, key_findings = _registered_keys(source)
     parts = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
     if parts == 1:
-        found = [_Pass(source, anchors, keys).run()]
+        found = [_Pass(source, anchors, keys, trusted=trusted).run()]
     else:
         pool = ProcessPoolExecutor(max_workers=parts - 1)
         try:
-            others = [pool.submit(_run_part, source, anchors, keys, k, parts) for k in range(1, parts)]
-            found = [_Pass(source, anchors, keys, 0, parts).run(), *(o.result() for o in others)]
+            others = [
+                pool.submit(_run_part, source, anchors, keys, (k, parts), trusted) for k in range(1, parts)
+            ]
+            mine = _Pass(source, anchors, keys, 0, parts, trusted=trusted).run()
+            found = [mine, *(o.result() for o in others)]
         finally:
             pool.shutdown(cancel_futures=True)
     result = _merged(found, key_findings, len(keys))
@@ -200,10 +212,14 @@ def verify(source: Source, anchors: Iterable[Anchor] = (), workers: int | None =
 
 
 def _run_part(
-    source: Source, anchors: tuple[Anchor, ...], keys: dict[str, tuple[str, bytes]], part: int, parts: int
+    source: Source,
+    anchors: tuple[Anchor, ...],
+    keys: dict[str, tuple[str, bytes]],
+    share: tuple[int, int],
+    trusted: TrustedKeys | None,
 ) -> _Part:
     try:
-        return _Pass(source, anchors, keys, part, parts).run()
+        return _Pass(source, anchors, keys, *share, trusted=trusted).run()
     finally:
         source.close()
 

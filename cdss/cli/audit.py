@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cdss.audit.findings import Finding, Verification
 from cdss.cli.app import ChecklistFolders, JsonOutput, app, open_catalog
 from cdss.cli.render import line, print_json
 from cdss.cli.sessions import StorePath, passphrase, store_path
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cdss.audit.against import Reference
-    from cdss.audit.findings import Verification
     from cdss.audit.report import Figures
     from cdss.audit.sources import Source
 
@@ -91,7 +91,7 @@ def _show(result: Verification, json: bool) -> None:
 
 
 @audit.command("verify")
-def verify_command(
+def verify_command(  # noqa: PLR0917 — typer passes the options by name
     bundle: BundleArgument = None,
     store: StorePath = None,
     against: Annotated[
@@ -102,6 +102,15 @@ def verify_command(
             "tail; see docs/bundle-format.md).",
         ),
     ] = None,
+    trusted_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-keys",
+            metavar="FILE",
+            help="Public keys obtained independently (JSON list of {clinician, public_key}); every signer "
+            "outside them, a checkpoint's included, is a finding.",
+        ),
+    ] = None,
     checklists: ChecklistFolders = None,
     json: JsonOutput = False,
 ) -> None:
@@ -109,14 +118,16 @@ def verify_command(
 
     Exit 0 when everything holds, 1 when anything does not (each broken place is listed).
     """
+    from cdss.audit import trust
     from cdss.audit.against import ends_agree
     from cdss.audit.verify import verify
 
+    trusted = trust.read(trusted_keys) if trusted_keys is not None else None
     reference = reference_from(against) if against is not None else None
     try:
         source = open_source(bundle, store, checklists)
         try:
-            result = verify(source, reference.anchors() if reference else ())
+            result = verify(source, reference.anchors() if reference else (), trusted=trusted)
             if reference is not None:
                 result.keep(ends_agree(result, source, reference))
         finally:
@@ -124,6 +135,11 @@ def verify_command(
     finally:
         if reference is not None:
             reference.close()
+    if trusted is not None and reference is not None and reference.signer is not None:
+        signer, key = reference.signer
+        outside = trusted.problem(key, signer, f"{reference.name} is signed")
+        if outside:
+            result.keep([Finding(None, None, outside)])
     _show(result, json)
     if not result.ok:
         raise typer.Exit(FAILED)
