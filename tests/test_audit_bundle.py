@@ -368,3 +368,12 @@ def test_a_checkpoint_of_an_empty_store_does_not_fail_later_verifications(
     done = verify("--store", str(store_path), "--checklists", str(CATALOG_FOLDER), "--against",
                   str(tmp_path / "cp.json"))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_report_on_a_bundle_with_a_deep_line_is_one_line(bundle: Path) -> None:
+    lines = (bundle / "events.jsonl").read_bytes().splitlines(keepends=True)
+    lines[1] = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    rewrite(bundle, "events.jsonl", b"".join(lines))
+    done = subprocess.run([cdss_command(), "audit", "report", str(bundle)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "line 2 of the bundle's events is not an event" in done.stderr and "Traceback" not in done.stderr

@@ -99,7 +99,7 @@ def _bundle_rows(source: Any) -> Iterator[tuple[Any, ...]]:
     for number, text, _ in source.rows():
         try:
             event = loads_bounded(text, f"line {number} of the bundle's events")
-            yield event["seq"], event["session"], event["type"], text
+            yield event["seq"], event.get("session"), event["type"], text  # store events have none
         except (TypeError, ValueError, KeyError, InvalidInput):
             raise IntegrityError(
                 f"line {number} of the bundle's events is not an event; run `cdss audit verify`"
