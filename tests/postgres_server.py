@@ -82,9 +82,18 @@ def require() -> None:
 
 
 class PostgresServer:
-    """One private cluster in a temporary folder; ``url(db)`` connects over its socket."""
+    """One private cluster in a temporary folder; ``url(db)`` connects over its socket.
 
-    def __init__(self) -> None:
+    ``durable=False`` (the shared server of the whole run) turns fsync off: those
+    tests are about the contract, not power cuts, and creating a database with
+    fsync on costs a second each on a busy machine. Servers that tests stop
+    abruptly keep fsync on.
+    """
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self.durable = durable
+        self._handed: list[str] = []
+        self._free: list[str] = []
         bin_folder = binaries()
         assert bin_folder is not None
         self.bin = bin_folder
@@ -127,6 +136,7 @@ class PostgresServer:
                 "-c max_connections=60",
                 "-c shared_buffers=32MB",
                 "-c log_min_messages=warning",
+                *(() if self.durable else ("-c fsync=off", "-c full_page_writes=off")),
             )
         )
         self._run(
@@ -155,11 +165,35 @@ class PostgresServer:
         return psycopg.connect(self.url(database), autocommit=True)
 
     def new_database(self) -> str:
-        """A fresh empty database; returns its URL."""
-        name = "t_" + uuid.uuid4().hex[:16]
-        with self.admin() as db:
-            db.execute(f"CREATE DATABASE {name}")
+        """An empty database (new, or one an earlier test used, emptied); returns its URL."""
+        if self._free:
+            name = self._free.pop()
+        else:
+            name = "t_" + uuid.uuid4().hex[:16]
+            with self.admin() as db:
+                db.execute(f"CREATE DATABASE {name}")
+        self._handed.append(name)
         return self.url(name)
+
+    def recycle(self) -> None:
+        """Empty the databases handed out since the last call, for the next tests.
+
+        Cheaper than a database per test (creating one copies and syncs a
+        template; removing hundreds at the end takes long too).
+        """
+        for name in self._handed:
+            with self.admin() as db:
+                db.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+            with self.admin(name) as db:
+                db.execute("DROP SCHEMA IF EXISTS cdss CASCADE")
+                db.execute("DROP SCHEMA public CASCADE")
+                db.execute("CREATE SCHEMA public")
+            self._free.append(name)
+        self._handed = []
 
 
 def database_of(url: str) -> str:
@@ -168,8 +202,8 @@ def database_of(url: str) -> str:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def running_server(*, durable: bool = True) -> Iterator[PostgresServer]:
+    server = PostgresServer(durable=durable)
     try:
         server.start()
         yield server
@@ -178,11 +212,18 @@ def running_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One server for the whole run; each test takes its own database from it."""
+def postgres_cluster() -> Iterator[PostgresServer]:
+    """One server for the whole run."""
     require()
-    with running_server() as server:
+    with running_server(durable=False) as server:
         yield server
+
+
+@pytest.fixture
+def postgres_server(postgres_cluster: PostgresServer) -> Iterator[PostgresServer]:
+    """The run's server; the databases a test takes from it are emptied after the test."""
+    yield postgres_cluster
+    postgres_cluster.recycle()
 
 
 @pytest.fixture

@@ -18,15 +18,27 @@ import pytest
 from cdss.errors import NotFound, SessionStateError, StoreError
 from cdss.events import GENESIS, Answered, DeclaredContext, Draft, PinnedChecklist, Started, check_chain
 from cdss.store.postgres import SCHEMA_VERSION, PostgresStore, redacted, roles_sql
-from tests.postgres_server import PostgresServer, database_of, postgres_server, postgres_url, private_postgres
+from tests.postgres_server import (
+    PostgresServer,
+    database_of,
+    postgres_cluster,
+    postgres_server,
+    postgres_url,
+    private_postgres,
+)
 
-__all__ = ["postgres_server", "postgres_url", "private_postgres"]  # fixtures, used by name
+__all__ = [
+    "postgres_cluster",
+    "postgres_server",
+    "postgres_url",
+    "private_postgres",
+]  # fixtures, used by name
 
 
 def started(session: str, clinician: str = "dr-lee") -> Draft:
     data = Started(
         checklist=PinnedChecklist(id="example-walk", version="1.0.0", hash="ab" * 32),
-        subject="S-7F3K2",
+        subject="S-7F3K2M9Q1",
         context=DeclaredContext(route=None, populations=[]),
         clinician=clinician,
     )
@@ -132,7 +144,7 @@ def test_the_writer_role_may_append_but_never_rewrite(
     with PostgresStore(postgres_url, create=True) as created:
         database = created.database()
         created.append(started(uuid.uuid4().hex))
-    writer, auditor = f"w_{database}", f"a_{database}"
+    writer, auditor = f"w_{uuid.uuid4().hex[:12]}", f"a_{uuid.uuid4().hex[:12]}"
     with postgres_server.admin(database) as db:
         for statement in roles_sql(database, writer, auditor).split(";"):
             if statement.strip() and not statement.strip().startswith("-- Then"):
@@ -366,7 +378,7 @@ def test_sqlite_to_postgresql_and_back_keeps_the_chain_and_the_report(
 def auditor_url(server: PostgresServer, url: str) -> str:
     """Create the roles `cdss store init` prints, and return the auditor's URL for the same database."""
     database = database_of(url)
-    writer, auditor = f"w_{database}", f"a_{database}"
+    writer, auditor = f"w_{uuid.uuid4().hex[:12]}", f"a_{uuid.uuid4().hex[:12]}"
     with server.admin(database) as db:
         for statement in roles_sql(database, writer, auditor).split(";"):
             if statement.strip() and not statement.strip().startswith("-- Then"):
