@@ -24,7 +24,8 @@ from cdss.checklist import Checklist, DocumentSource, Item, ReferenceSource, Sec
 from cdss.cli.app import app
 from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
 from cdss.errors import ContextError
-from cdss.plan import PlannedItem, declare, plan
+from cdss.plan import POPULATIONS as CLINIC_POPULATIONS
+from cdss.plan import PlannedItem, declare, nothing_extra_note, plan
 from cdss.validation import check_catalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -470,6 +471,7 @@ def test_routes_and_populations_declared(version: str) -> None:
         assert tuple(p.id for p in shipped(checklist_id, version).context.populations) == POPULATIONS
     session_populations = {p.id for p in shipped("treatment-session", version).context.populations}
     assert session_populations == set(POPULATIONS) - {"ptsd"}
+    assert {o.id for o in CLINIC_POPULATIONS} == set(POPULATIONS), "the clinic-wide list: every checklist's"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -896,6 +898,19 @@ def test_external_sources_are_declared_with_version_and_identifier() -> None:
         assert f"| `{reference_id}` |" in review, f"{reference_id} is missing from the external sources table"
     assert "## How to revise a checklist when a source changes" in review
     assert "### What could not be confirmed" in review
+
+
+def test_every_population_is_accepted_by_every_checklist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CDSS_CHECKLISTS", raising=False)
+    runner = CliRunner()
+    for checklist in all_shipped():
+        route = ["--route", ROUTES[0]] if checklist.context.routes else []
+        for population in (o.id for o in CLINIC_POPULATIONS):
+            result = runner.invoke(app, ["plan", checklist.id, *route, "--population", population])
+            assert result.exit_code == 0, (checklist.id, population, result.output)
+    ptsd = runner.invoke(app, ["plan", "treatment-session", "--route", "intravenous", "--population", "ptsd"])
+    assert nothing_extra_note(shipped("treatment-session"), "ptsd") in ptsd.output
+    assert "item" in ptsd.output.lower() or "confirmed" in ptsd.output.lower(), "the plan carries on"
 
 
 def test_the_smaller_corrections_of_the_review() -> None:
