@@ -41,7 +41,9 @@ def long_checklist(folder: Path, items: int) -> Catalog:
 def time_cdss(folder: Path, items: int) -> float:
     catalog = long_checklist(folder, items)
     with open_store(folder / "cdss.sqlite3") as store:
-        session = Session.start(store, "bench-walk", subject="S-1", clinician="dr-lee", catalog=catalog)
+        session = Session.start(
+            store, "bench-walk", subject="S-11111111M", clinician="dr-lee", catalog=catalog
+        )
         began = time.perf_counter()
         for planned in session.planned:
             session.answer(planned.item.id, "done")

@@ -106,3 +106,8 @@ class StoreUnreachable(StoreError):
 
 class IntegrityError(CdssError):
     """Recorded data no longer matches what was recorded: a hash, a chain, a signature."""
+
+
+class NotAllowed(CdssError):
+    """The store's rules refuse this write: a key without the endorsement it needs, a second
+    answer, a completion after another terminal completed the session. Nothing was written."""

@@ -16,15 +16,28 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cdss import files
-from cdss.errors import CdssError, InvalidInput, NotFound, UsageError
-from cdss.events import CompletedEvent, Signed, now
-from cdss.session import check_clinician, signed_payload
-from cdss.store import key_id
+from cdss.errors import CdssError, InvalidInput, NotAllowed, NotFound, UsageError
+from cdss.events import (
+    GENESIS,
+    CompletedEvent,
+    Draft,
+    Event,
+    KeyRegistered,
+    KeyRetired,
+    SettingChanged,
+    Signed,
+    draft_body,
+    now,
+)
+from cdss.session import check_clinician
+from cdss.signing import endorsement_payload, key_id, public_key_text, signed_payload
+from cdss.store import DraftSource
 from cdss.text import check_free_text
 
 if TYPE_CHECKING:
@@ -95,10 +108,7 @@ def create(clinician: str, name: str, passphrase: str, *, folder: Path | None = 
         PrivateFormat,
     )
 
-    printed = " ".join(name.split())
-    if not printed:
-        raise InvalidInput("the printed name must be 1 to 120 characters")
-    check_free_text(printed, "the printed name", limit=120, personal=False)
+    printed = printed_name(name)
     if len(passphrase) < 8:
         raise InvalidInput("the passphrase must be at least 8 characters")
     pem_path, info_path = _paths(clinician, folder)
@@ -119,6 +129,27 @@ def create(clinician: str, name: str, passphrase: str, *, folder: Path | None = 
         info_path.unlink(missing_ok=True)
         raise
     return info
+
+
+def archive(clinician: str, *, folder: Path | None = None) -> list[tuple[Path, Path]]:
+    """Move a clinician's key files aside (``<clinician>.<key id>.pem``) so a new key can be made.
+
+    Returns (where each file went, where it was), to put them back if the store refuses.
+    """
+    pem_path, info_path = _paths(clinician, folder)
+    old = info(clinician, folder=folder)
+    moved = []
+    for path in (pem_path, info_path):
+        kept = path.with_name(f"{clinician}.{old.key_id[:12]}{path.suffix}")
+        path.rename(kept)
+        moved.append((kept, path))
+    return moved
+
+
+def discard(clinician: str, *, folder: Path | None = None) -> None:
+    """Remove a key just made that the store refused: it was never registered, so nothing signed with it."""
+    for path in _paths(clinician, folder):
+        path.unlink(missing_ok=True)
 
 
 def info(clinician: str, *, folder: Path | None = None) -> KeyInfo:
@@ -158,9 +189,127 @@ def unlock(clinician: str, passphrase: str | None = None, *, folder: Path | None
     return SigningKey(public, private)
 
 
-def register(store: Store, key: KeyInfo) -> None:
-    """Put the public key in a store, so signatures made with it verify there."""
-    store.register_key(key.key_id, key.clinician, key.public_key)
+def printed_name(name: str) -> str:
+    """A printed name as signatures show it: printable text, 1 to 120 characters.
+
+    Refused rather than cleaned: a name with control characters or bytes that
+    are not UTF-8 would make a key that can never sign (the events refuse it).
+    """
+    printed = " ".join(name.split())
+    if not printed:
+        raise InvalidInput("the printed name must be 1 to 120 characters")
+    check_free_text(printed, "the printed name", limit=120, personal=False)
+    if not printed.isprintable():
+        raise InvalidInput("the printed name may hold only printable characters (no control characters)")
+    return printed
+
+
+def endorsed(
+    make: Callable[[str | None, str | None, str], Draft], endorser: SigningKey | None
+) -> DraftSource:
+    """A draft built inside the write transaction, endorsed by ``endorser`` over its own place.
+
+    ``make(endorsed_by, endorsement, at)`` builds the draft; the endorsement is
+    an Ed25519 signature over ``cdss.signing.endorsement_payload`` of the event
+    at the ``seq`` and after the ``prev`` it is about to take.
+    """
+
+    def build(previous: Event | None) -> Draft:
+        seq, prev = (previous.seq + 1, previous.hash) if previous is not None else (1, GENESIS)
+        at = now()
+        if endorser is None:
+            return make(None, None, at)
+        body = draft_body(make(endorser.info.key_id, None, at), seq, prev)
+        signature = base64.b64encode(endorser.private.sign(endorsement_payload(body))).decode()
+        return make(endorser.info.key_id, signature, at)
+
+    return build
+
+
+def registration(key: KeyInfo, *, actor: str | None = None, administrator: bool = False,
+                 endorser: SigningKey | None = None) -> DraftSource:  # fmt: skip
+    """The ``key-registered`` event for ``key``."""
+
+    def make(by: str | None, signature: str | None, at: str) -> Draft:
+        data = KeyRegistered(
+            clinician=key.clinician,
+            key_id=key.key_id,
+            public_key=public_key_text(key.public_key),
+            name=key.name,
+            administrator=administrator,
+            endorsed_by=by,
+            endorsement=signature,
+        )
+        return Draft(None, "key-registered", actor or key.clinician, data, at=at)
+
+    return endorsed(make, endorser)
+
+
+def retirement(
+    clinician: str, retired: str, reason: str, endorser: SigningKey, *, actor: str | None = None
+) -> DraftSource:
+    """The ``key-retired`` event for key ``retired``, endorsed by that key or an administrator's."""
+
+    def make(by: str | None, signature: str | None, at: str) -> Draft:
+        data = KeyRetired(
+            clinician=clinician,
+            key_id=retired,
+            reason=reason,
+            endorsed_by=by or "",
+            endorsement=signature or "A" * 86 + "==",
+        )
+        return Draft(None, "key-retired", actor or endorser.info.clinician, data, at=at)
+
+    return endorsed(make, endorser)
+
+
+def setting_change(name: str, value: str, actor: str, endorser: SigningKey | None) -> DraftSource:
+    """The ``setting-changed`` event; endorsed when an endorser is given."""
+
+    def make(by: str | None, signature: str | None, at: str) -> Draft:
+        data = SettingChanged(name=name, value=value, endorsed_by=by, endorsement=signature)  # type: ignore[arg-type]
+        return Draft(None, "setting-changed", actor, data, at=at)
+
+    return endorsed(make, endorser)
+
+
+def register(
+    store: Store, key: KeyInfo, *, administrator: bool = False, endorser: SigningKey | None = None
+) -> bool:
+    """Put the public key in a store, so signatures made with it verify there.
+
+    False when that key is already registered there for that clinician (nothing
+    is written). The store refuses a second active key for a clinician unless
+    ``endorser`` is that clinician's current key or an administrator's.
+    """
+    known = {k.key_id: k for k in store.keys()}
+    found = known.get(key.key_id)
+    if found is not None and found.clinician == key.clinician and found.administrator >= administrator:
+        return False
+    actor = endorser.info.clinician if endorser is not None else key.clinician
+    store.append(registration(key, actor=actor, administrator=administrator, endorser=endorser))
+    return True
+
+
+def retire(store: Store, clinician: str, retired: str, reason: str, endorser: SigningKey) -> None:
+    """Record that a key may no longer sign; endorsed by that key itself or an administrator's."""
+    store.append(retirement(clinician, retired, reason, endorser))
+
+
+def change_setting(store: Store, name: str, value: str, actor: str, endorser: SigningKey | None) -> None:
+    """Record a new value of a store setting (``require-signatures``, ``subject-pattern``)."""
+    check_clinician(actor)
+    store.append(setting_change(name, value, actor, endorser))
+
+
+def rotate(store: Store, old: SigningKey, new: KeyInfo, *, administrator: bool = False) -> None:
+    """Register ``new`` endorsed by ``old`` and retire ``old``, in one transaction."""
+    if old.info.clinician != new.clinician:
+        raise NotAllowed("a key is rotated only to a new key of the same clinician")
+    store.append(
+        registration(new, administrator=administrator, endorser=old),
+        retirement(old.info.clinician, old.info.key_id, "rotated to a new key", old),
+    )
 
 
 def meaning(session: Session) -> str:

@@ -9,7 +9,7 @@ The completion record (``Session.record()``) is derived from the events each
 time it is asked for; it is never stored, so it can never drift from them.
 
     >>> with open_store() as store:
-    ...     session = Session.start(store, "example-walk", subject="S-7F3K2",
+    ...     session = Session.start(store, "example-walk", subject="S-7F3K2M9QE",
     ...                             clinician="dr-lee", route="intravenous")
     ...     session.answer("setting-confirmed", "done")
 """
@@ -25,9 +25,11 @@ from typing import Any
 
 from cdss.catalog import Catalog, content_hash
 from cdss.checklist import REASON_NEEDING_TEXT, Checklist
-from cdss.errors import IntegrityError, InvalidInput, NotFound, SessionStateError, UsageError
+from cdss.errors import IntegrityError, InvalidInput, NotAllowed, NotFound, SessionStateError, UsageError
 from cdss.events import (
+    IDENTIFIER,
     STATUSES,
+    SUBJECT,
     Abandoned,
     Amended,
     Answered,
@@ -41,10 +43,16 @@ from cdss.events import (
     Started,
     StartedEvent,
     Status,
+    matches,
 )
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.record import Answer, Record, RecordItem, SessionStatus, Signature
-from cdss.store import REQUIRE_SIGNATURES, Store, is_on, signature_holds
+from cdss.signing import signature_holds, signed_payload
+from cdss.store import REQUIRE_SIGNATURES, SUBJECT_PATTERN, DraftSource, Store, StoreView, is_on
+from cdss.subject import DEFAULT_PATTERN
+from cdss.subject import problem as subject_problem
+
+__all__ = ["Session", "Signer", "answer_problem", "check_clinician", "check_subject", "signed_payload"]
 from cdss.text import check_free_text, free_text_problem
 
 Signer = Callable[[CompletedEvent], Signed]
@@ -56,49 +64,25 @@ with ``at = completed.at`` (see ``signed_payload``).
 """
 
 MIN_PREFIX = 6
-_IDENTIFIER = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-_DATE = re.compile(
-    r"(?<!\d)(?:(?:19|20)\d\d[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])"
-    r"|(?:0?[1-9]|[12]\d|3[01])[-/.](?:0?[1-9]|[12]\d|3[01])[-/.](?:\d\d){1,2}"
-    r"|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(?!\d)"
-)
-_PHONE = re.compile(r"^\+?[\d().\- ]+$")
-_NO_PERSONAL_DATA = (
-    "cdss never holds personal data: use an opaque reference such as a pseudonym or "
-    "study code (for example S-7F3K2) and keep what links it to the patient outside cdss"
-)
 
 
-def check_subject(subject: str) -> str:
-    """Refuse a subject reference that looks like personal data, saying why.
+def check_subject(subject: str, pattern: str | None = DEFAULT_PATTERN) -> str:
+    """Refuse a subject reference the store's ``pattern`` does not accept, saying why.
 
-    The checks are deliberately cautious: a clinician can always choose another
+    ``pattern`` None checks only what holds under every pattern (before the
+    store, and so its pattern, is known). A clinician can always choose another
     code, but a name written into a tamper-evident store can never be removed.
     """
-    problem = None
-    if not subject:
-        problem = "the subject reference is empty"
-    elif len(subject) > 64:
-        problem = f"the subject reference is {len(subject)} characters; the limit is 64"
-    elif any(c.isspace() for c in subject):
-        problem = "the subject reference contains spaces, like a name"
-    elif _EMAIL.search(subject):
-        problem = "the subject reference looks like an e-mail address"
-    elif _DATE.search(subject):
-        problem = "the subject reference contains what looks like a date"
-    elif _PHONE.match(subject) and sum(c.isdigit() for c in subject) >= 7:
-        problem = "the subject reference looks like a phone or record number"
-    elif not _SUBJECT.match(subject):
-        problem = "the subject reference may use only letters, digits and . _ : - (a letter or digit first)"
+    problem = subject_problem(subject, pattern) if pattern is not None else None
+    if pattern is None and (not subject or len(subject) > 64 or not matches(SUBJECT, subject)):
+        problem = subject_problem(subject, DEFAULT_PATTERN)
     if problem:
-        raise InvalidInput(f"{problem}; {_NO_PERSONAL_DATA}")
+        raise InvalidInput(problem)
     return subject
 
 
 def check_clinician(clinician: str) -> str:
-    if not _IDENTIFIER.match(clinician) or len(clinician) > 64:
+    if not matches(IDENTIFIER, clinician) or len(clinician) > 64:
         raise InvalidInput(
             f"clinician id {clinician!r} must be lowercase letters and digits in words joined by "
             "hyphens (for example dr-lee), at most 64 characters"
@@ -146,13 +130,6 @@ def answer_problem(
     return None
 
 
-def signed_payload(signs: str, name: str, meaning: str, at: str) -> bytes:
-    """The bytes a ``session-signed`` event's Ed25519 signature covers (RFC 8785)."""
-    import rfc8785
-
-    return bytes(rfc8785.dumps({"signs": signs, "name": name, "meaning": meaning, "at": at}))
-
-
 # --- the state machine ----------------------------------------------------------------
 
 
@@ -166,8 +143,14 @@ class _State:
     ended_at: str | None = None
     abandon_reason: str | None = None
     signatures: list[Signature] = field(default_factory=list)
+    seen: int = 0
+    """The ``seq`` of the last event folded in."""
+    ended_by: str | None = None
+    """The actor who completed or abandoned the session."""
+    ended_event: str | None = None
 
     def apply(self, event: Event) -> None:
+        self.seen = max(self.seen, event.seq)
         data = event.data
         if isinstance(data, Answered):  # Amended is an Answered too
             amended = data if isinstance(data, Amended) else None
@@ -184,13 +167,19 @@ class _State:
                 )
             )
         elif isinstance(data, Completed) and self.status == "open":
-            self.status, self.ended_at = "completed", event.at
+            self.status, self.ended_at, self.ended_by = "completed", event.at, event.actor
+            self.ended_event = event.hash
         elif isinstance(data, Abandoned) and self.status == "open":
             self.status, self.ended_at, self.abandon_reason = "abandoned", event.at, data.reason
+            self.ended_by, self.ended_event = event.actor, event.hash
         elif isinstance(data, Signed):
             self.signatures.append(
                 Signature(data.name, data.meaning, event.at, event.actor, data.key, data.signs)
             )
+
+
+def _subject_allowed(subject: str, view: StoreView) -> None:
+    check_subject(subject, view.setting(SUBJECT_PATTERN))
 
 
 def _resolve_checklist(checklist: Checklist | str | Path, catalog: Catalog | None) -> Checklist:
@@ -209,12 +198,12 @@ def find_session(store: Store, prefix: str) -> str:
     wanted = prefix.strip().lower()
     if not re.fullmatch(f"[0-9a-f]{{{MIN_PREFIX},32}}", wanted):
         raise UsageError(f"{prefix!r} is not a session id; give at least {MIN_PREFIX} of its hex characters")
-    matches = [row.id for row in store.sessions() if row.id.startswith(wanted)]
-    if not matches:
+    found = [row.id for row in store.sessions() if row.id.startswith(wanted)]
+    if not found:
         raise NotFound(f"no session {prefix} in this store; `cdss sessions` lists them")
-    if len(matches) > 1:
-        raise UsageError(f"{prefix} matches {len(matches)} sessions; give more of the id")
-    return matches[0]
+    if len(found) > 1:
+        raise UsageError(f"{prefix} matches {len(found)} sessions; give more of the id")
+    return found[0]
 
 
 class Session:
@@ -235,6 +224,9 @@ class Session:
         self.context = RunContext(data.context.route, tuple(data.context.populations))
         self.planned: list[PlannedItem] = plan(checklist, self.context)
         self._applicable = {p.item.id: p for p in self.planned}
+        self._view: StoreView = store
+        self._others: set[str] = set()
+        """Hashes of events another terminal wrote while this object was open."""
 
     # --- starting and loading ---
 
@@ -255,7 +247,7 @@ class Session:
         ``checklist`` is a loaded ``Checklist``, ``ID``, ``ID@VERSION`` (from
         ``catalog``, default ``Catalog.default()``) or a path to a checklist file.
         """
-        check_subject(subject)
+        check_subject(subject, None)
         check_clinician(clinician)
         loaded = _resolve_checklist(checklist, catalog)
         context = declare(loaded, route, populations)
@@ -266,7 +258,9 @@ class Session:
             context=DeclaredContext(route=context.route, populations=list(context.populations)),
             clinician=clinician,
         )
-        events = store.append(Draft(uuid.uuid4().hex, "session-started", clinician, data))
+        draft = Draft(uuid.uuid4().hex, "session-started", clinician, data)
+        # The subject is held to the store's pattern as it stands when the session is written.
+        events = store.append(draft, check=lambda view: _subject_allowed(subject, view))
         return cls(store, loaded, events)
 
     @classmethod
@@ -330,16 +324,42 @@ class Session:
         return remaining[0] if remaining else None
 
     # --- steps ---
+    #
+    # One writer decides: every step is checked twice, first on this object's
+    # state (to refuse a wrong answer before the store is even locked), then
+    # inside the store's write transaction, after folding in whatever another
+    # terminal wrote to this session since it was loaded. Only the second check
+    # counts; the first only spares the lock.
 
-    def _append(self, *drafts: Draft | Callable[[Event | None], Draft]) -> list[Event]:
-        events = self.store.append(*drafts)
+    def _catch_up(self, view: StoreView) -> None:
+        """Fold in this session's events written since we last looked (by another terminal)."""
+        for event in view.events(self.id, after=self._state.seen):
+            self._others.add(event.hash)
+            self._state.apply(event)
+
+    def _append(self, rule: Callable[[], None], *drafts: DraftSource) -> list[Event]:
+        """Write ``drafts`` if ``rule`` still holds on the session's stored events, in one transaction."""
+
+        def check(view: StoreView) -> None:
+            self._view = view
+            self._catch_up(view)
+            rule()
+
+        events = self.store.append(*drafts, check=check)
         for event in events:
             self._state.apply(event)
         return events
 
     def _require_open(self, action: str) -> None:
-        if self.status != "open":
-            raise SessionStateError(f"session {self.id[:12]} is {self.status}; cannot {action}")
+        state = self._state
+        if state.status == "open":
+            return
+        if state.ended_event in self._others:
+            raise NotAllowed(
+                f"session {self.id[:12]} was {state.status} in another terminal at {state.ended_at} "
+                f"(by {state.ended_by}); nothing more was recorded here"
+            )
+        raise SessionStateError(f"session {self.id[:12]} is {self.status}; cannot {action}")
 
     def _check(self, item: str, status: str, reason: str | None, reason_text: str | None) -> dict[str, Any]:
         problem = answer_problem(
@@ -354,15 +374,32 @@ class Session:
             fields["reason_text"] = reason_text.strip()
         return fields
 
+    def _not_answered(self, item: str) -> None:
+        history = self._state.answers.get(item)
+        if not history:
+            return
+        first = history[0]
+        if first.event in self._others:
+            raise NotAllowed(
+                f"item {item!r} of session {self.id[:12]} was answered in another terminal at {first.at} "
+                f"(by {first.actor}); nothing was recorded here"
+            )
+        raise SessionStateError(f"item {item!r} is already answered; amend it to change the answer")
+
     def answer(
         self, item: str, status: Status, reason: str | None = None, reason_text: str | None = None
     ) -> Event:
         """Record the first answer to an item; use ``amend`` to change it."""
         self._require_open("answer items")
         fields = self._check(item, status, reason, reason_text)
-        if item in self._state.answers:
-            raise SessionStateError(f"item {item!r} is already answered; amend it to change the answer")
-        return self._append(Draft(self.id, "item-answered", self.clinician, Answered(**fields)))[0]
+        self._not_answered(item)
+
+        def rule() -> None:
+            self._require_open("answer items")
+            self._not_answered(item)
+
+        draft = Draft(self.id, "item-answered", self.clinician, Answered(**fields))
+        return self._append(rule, draft)[0]
 
     def amend(
         self,
@@ -374,15 +411,27 @@ class Session:
         reason_text: str | None = None,
         actor: str | None = None,
     ) -> Event:
-        """Correct an item's answer, also after completion; the earlier answer stays in the record."""
+        """Correct an item's answer, also after completion; the earlier answer stays in the record.
+
+        The amendment corrects the item's answer as stored when it is written,
+        so two terminals amending one item make a chain of corrections, never a fork.
+        """
         fields = self._check(item, status, reason, reason_text)
-        current = self.answer_of(item)
-        if current is None:
+        if self.answer_of(item) is None:
             raise SessionStateError(f"item {item!r} has no answer to amend; answer it first")
         explanation = _short_text(explanation, "an explanation")
-        data = Amended(**fields, corrects=current.event, explanation=explanation)
         actor = check_clinician(actor) if actor else self.clinician
-        return self._append(Draft(self.id, "item-amended", actor, data))[0]
+
+        def rule() -> None:
+            """Amendments stay allowed after completion and abandonment; the draft reads the stored state."""
+
+        def draft(_: Event | None) -> Draft:
+            current = self.answer_of(item)
+            assert current is not None  # answers are never removed
+            data = Amended(**fields, corrects=current.event, explanation=explanation)
+            return Draft(self.id, "item-amended", actor, data)
+
+        return self._append(rule, draft)[0]
 
     def complete(self, signer: Signer | None = None, *, actor: str | None = None) -> CompletedEvent:
         """Close the session as completed once every applicable item has an answer.
@@ -391,23 +440,25 @@ class Session:
         required and the signature is written in the same transaction: either
         both events are recorded or neither.
         """
-        self._require_open("complete it")
-        remaining = self.unanswered()
-        if remaining:
-            names = ", ".join(p.item.id for p in remaining[:3]) + (", …" if len(remaining) > 3 else "")
-            raise SessionStateError(f"{len(remaining)} applicable item(s) are unanswered: {names}")
-        if signer is None and is_on(self.store.setting(REQUIRE_SIGNATURES)):
-            raise SessionStateError(
-                "this store requires a signature to complete a session; complete it with --sign "
-                "(`cdss resume SESSION --sign`), using the key from `cdss keys init`"
-            )
         actor = check_clinician(actor) if actor else self.clinician
-        drafts: list[Draft | Callable[[Event | None], Draft]] = [
-            Draft(self.id, "session-completed", actor, Completed())
-        ]
+
+        def rule() -> None:
+            self._require_open("complete it")
+            remaining = self.unanswered()
+            if remaining:
+                names = ", ".join(p.item.id for p in remaining[:3]) + (", …" if len(remaining) > 3 else "")
+                raise SessionStateError(f"{len(remaining)} applicable item(s) are unanswered: {names}")
+            if signer is None and is_on(self._view.setting(REQUIRE_SIGNATURES)):
+                raise SessionStateError(
+                    "this store requires a signature to complete a session; complete it with --sign "
+                    "(`cdss resume SESSION --sign`), using the key from `cdss keys init`"
+                )
+
+        self._require_open("complete it")
+        drafts: list[DraftSource] = [Draft(self.id, "session-completed", actor, Completed())]
         if signer is not None:
             drafts.append(lambda completed: self._signature(signer, completed, actor))
-        completed = self._append(*drafts)[0]
+        completed = self._append(rule, *drafts)[0]
         assert isinstance(completed, CompletedEvent)
         return completed
 
@@ -416,10 +467,16 @@ class Session:
         signed = signer(completed)
         if signed.signs != completed.hash:
             raise IntegrityError("the signature does not sign this completion")
-        keys = {k.key_id: k for k in self.store.public_keys()}
+        keys = {k.key_id: k for k in self._view.keys()}
         registered = keys.get(signed.key)
         if registered is None:
             raise IntegrityError(f"signing key {signed.key[:12]}… is not registered in this store")
+        if not registered.active:
+            raise NotAllowed(f"signing key {signed.key[:12]}… was retired at {registered.retired_at}")
+        if registered.clinician != actor:
+            raise NotAllowed(
+                f"signing key {signed.key[:12]}… is {registered.clinician}'s; {actor} completes this session"
+            )
         payload = signed_payload(signed.signs, signed.name, signed.meaning, completed.at)
         if not signature_holds(registered.public_key, signed.signature, payload):
             raise IntegrityError("the signature does not verify with the registered key")
@@ -430,7 +487,8 @@ class Session:
         self._require_open("abandon it")
         data = Abandoned(reason=_short_text(reason, "a reason for abandoning"))
         actor = check_clinician(actor) if actor else self.clinician
-        return self._append(Draft(self.id, "session-abandoned", actor, data))[0]
+        draft = Draft(self.id, "session-abandoned", actor, data)
+        return self._append(lambda: self._require_open("abandon it"), draft)[0]
 
     # --- the record ---
 

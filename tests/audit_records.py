@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from cdss.catalog import Catalog
 from cdss.session import Session
 from cdss.store.sqlite import open_store
+from cdss.subject import check_character
 from tests.conftest import EXAMPLES
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def record(path: Path, plans: list[Plan], *, signer_key: SigningKey | None = Non
                 store,
                 "example-walk",
                 catalog=catalog(),
-                subject=f"S-{n:04d}",
+                subject=f"S-{n:08d}{check_character(f'{n:08d}')}",
                 clinician="dr-lee" if n % 2 == 0 else "dr-kim",
                 route="intravenous",
                 populations=populations,

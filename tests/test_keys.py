@@ -39,7 +39,7 @@ def answers(tmp_path: Path) -> Path:
 
 def run_walk(store: Path, answers: Path, *extra: str) -> int:
     return cli(
-        "run", "example-walk", "--route", "intravenous", "--subject", "S-0001", "--clinician", "dr-lee",
+        "run", "example-walk", "--route", "intravenous", "--subject", "S-00000001Y", "--clinician", "dr-lee",
         "--answers", str(answers), "--store", str(store), "--checklists", str(CATALOG_FOLDER), *extra,
     )  # fmt: skip
 
@@ -57,7 +57,7 @@ def test_init_writes_an_encrypted_private_key_and_registers_it(
     described = keys.info("dr-lee")
     assert described.name == "Dr A. Lee"
     with open_store(store_path) as store:
-        assert [(k.key_id, k.clinician) for k in store.public_keys()] == [(described.key_id, "dr-lee")]
+        assert [(k.key_id, k.clinician) for k in store.keys()] == [(described.key_id, "dr-lee")]
     assert described.key_id in capsys.readouterr().out
     # A key is never replaced: old signatures name it.
     assert (
@@ -69,12 +69,12 @@ def test_a_signed_run_shows_the_manifestation_and_verifies(
     store_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path))
-    assert cli("audit", "require-signatures", "on", "--store", str(store_path)) == 0
+    assert cli("audit", "require-signatures", "on", "--clinician", "dr-lee", "--store", str(store_path)) == 0
     capsys.readouterr()
     assert run_walk(store_path, answers) == 1
     assert "requires a signature" in capsys.readouterr().err
     with open_store(store_path) as store:
-        assert store.head()[0] == 0  # refused before anything was recorded
+        assert store.head()[0] == 2  # the key and the setting; refused before anything else was recorded
         assert store.setting(REQUIRE_SIGNATURES) == "on"
     assert run_walk(store_path, answers, "--sign") == 0
     assert "signed by Dr A. Lee" in capsys.readouterr().out
@@ -83,13 +83,13 @@ def test_a_signed_run_shows_the_manifestation_and_verifies(
     assert cli("record", session[:8], "--store", str(store_path), "--checklists", str(CATALOG_FOLDER)) == 0
     shown = capsys.readouterr().out
     assert "signed by Dr A. Lee at 20" in shown
-    assert "completed checklist example-walk version 1.0.0 for subject S-0001" in shown
+    assert "completed checklist example-walk version 1.0.0 for subject S-00000001Y" in shown
     loaded = catalog()
     source = StoreSource(store_path, loaded)
     result = verify(source)
     source.close()
     assert result.ok and result.signatures == 1
-    assert cli("audit", "require-signatures", "off", "--store", str(store_path)) == 0
+    assert cli("audit", "require-signatures", "off", "--clinician", "dr-lee", "--store", str(store_path)) == 0
 
 
 def test_wrong_passphrase_and_unknown_key_write_nothing(
@@ -104,7 +104,7 @@ def test_wrong_passphrase_and_unknown_key_write_nothing(
     assert err == "cdss: wrong passphrase for dr-lee's key (or the key file is damaged)\n"
     monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
     code = cli(
-        "run", "example-walk", "--route", "intravenous", "--subject", "S-0001", "--clinician", "dr-nobody",
+        "run", "example-walk", "--route", "intravenous", "--subject", "S-00000001Y", "--clinician", "dr-nobody",
         "--answers", str(answers), "--store", str(store_path), "--checklists", str(CATALOG_FOLDER), "--sign",
     )  # fmt: skip
     assert code == 1
@@ -112,7 +112,7 @@ def test_wrong_passphrase_and_unknown_key_write_nothing(
         capsys.readouterr().err == "cdss: no key for clinician dr-nobody; create one with `cdss keys init`\n"
     )
     with open_store(store_path) as store:
-        assert store.head()[0] == 0
+        assert store.head()[0] == 1  # the key's registration only
 
 
 def test_without_a_terminal_or_passphrase_the_missing_piece_is_named(

@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cdss.catalog import Catalog
 from cdss.errors import ContextError, IntegrityError, InvalidInput, NotFound, SessionStateError, UsageError
 from cdss.events import CompletedEvent, Signed, check_chain
+from cdss.keys import KeyInfo, change_setting, register
 from cdss.session import Session, check_subject, find_session, signed_payload
 from cdss.store import REQUIRE_SIGNATURES
 from cdss.store.sqlite import SqliteStore, open_store
+from cdss.subject import PERSONAL_LOOKING, new_code
 
 EXAMPLES = Path(__file__).parent / "examples" / "valid"
 CATALOG = Catalog([EXAMPLES])
@@ -33,7 +35,7 @@ def store(store_path: Path) -> Iterator[SqliteStore]:
 
 def start(store: SqliteStore, **overrides: object) -> Session:
     options: dict[str, object] = {
-        "subject": "S-7F3K2",
+        "subject": "S-7F3K2M9QE",
         "clinician": "dr-lee",
         "route": "intravenous",
         "populations": ["older-adults"],
@@ -57,7 +59,7 @@ def test_start_from_a_path(store: SqliteStore) -> None:
     session = Session.start(
         store,
         EXAMPLES / "example-walk" / "1.0.0.json",
-        subject="S-1",
+        subject="S-11111111M",
         clinician="dr-lee",
         route="intranasal-esketamine",
     )
@@ -169,8 +171,18 @@ def test_bad_context_subject_and_clinician(store: SqliteStore) -> None:
     with pytest.raises(InvalidInput, match="clinician id"):
         start(store, clinician="Dr Lee")
     with pytest.raises(NotFound):
-        Session.start(store, "no-such-checklist", subject="S-1", clinician="dr-lee", catalog=CATALOG)
+        Session.start(store, "no-such-checklist", subject="S-11111111M", clinician="dr-lee", catalog=CATALOG)
     assert store.head()[0] == 0
+
+
+CLINIC = "[A-Za-z0-9][A-Za-z0-9._:+/@ -]*"
+"""A careless clinic pattern: the personal-data checks still hold under it."""
+
+
+@pytest.mark.parametrize("subject", [*PERSONAL_LOOKING, "S-7F3K2", "S-7F3K2M9Q1", "s-7f3k2m9qe"])
+def test_by_default_only_issued_codes_are_accepted(subject: str) -> None:
+    with pytest.raises(InvalidInput, match="cdss subject new"):
+        check_subject(subject)
 
 
 @pytest.mark.parametrize(
@@ -189,15 +201,15 @@ def test_bad_context_subject_and_clinician(store: SqliteStore) -> None:
         ("S#1", "only letters"),
     ],
 )
-def test_personal_data_is_refused_with_the_reason(subject: str, why: str) -> None:
-    with pytest.raises(InvalidInput, match=why) as caught:
-        check_subject(subject)
-    assert "never holds personal data" in str(caught.value)
+def test_personal_data_is_refused_under_a_clinic_pattern(subject: str, why: str) -> None:
+    with pytest.raises(InvalidInput, match=why):
+        check_subject(subject, CLINIC)
 
 
-@pytest.mark.parametrize("subject", ["S-7F3K2", "study:K7Q2", "a1b2c3", "P.004512", "3f2a9c10-e29b-41d4"])
-def test_opaque_references_are_accepted(subject: str) -> None:
-    assert check_subject(subject) == subject
+@pytest.mark.parametrize("subject", ["study:K7Q2", "a1b2c3", "P.004512", "3f2a9c10-e29b-41d4"])
+def test_opaque_references_are_accepted_under_a_clinic_pattern(subject: str) -> None:
+    assert check_subject(subject, "[A-Za-z0-9][A-Za-z0-9._:-]*") == subject
+    assert check_subject(new_code()) is not None
 
 
 def test_find_session_by_prefix(store: SqliteStore) -> None:
@@ -227,7 +239,7 @@ def test_resume_uses_the_pinned_version_after_a_newer_release(store: SqliteStore
     catalog = Catalog([folder])
     shutil.move(folder / "example-walk" / "1.1.0.json", tmp_path / "later.json")
     session = Session.start(
-        store, "example-walk", subject="S-1", clinician="dr-lee", route="intravenous", catalog=catalog
+        store, "example-walk", subject="S-11111111M", clinician="dr-lee", route="intravenous", catalog=catalog
     )
     shutil.move(tmp_path / "later.json", folder / "example-walk" / "1.1.0.json")
     resumed = Session.load(store, session.id, catalog=Catalog([folder]))
@@ -241,7 +253,7 @@ def test_resume_refuses_a_changed_released_version(store: SqliteStore, tmp_path:
     session = Session.start(
         store,
         "example-walk@1.0.0",
-        subject="S-1",
+        subject="S-11111111M",
         clinician="dr-lee",
         route="intravenous",
         catalog=Catalog([folder]),
@@ -266,7 +278,7 @@ def _signer(store: SqliteStore, key: Ed25519PrivateKey | None = None) -> tuple[E
     key = key or Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     key_id = hashlib.sha256(public).hexdigest()
-    store.register_key(key_id, "dr-lee", public)
+    register(store, KeyInfo("dr-lee", "Dr A. Lee", key_id, public, ""))
 
     def sign(completed: CompletedEvent) -> Signed:
         meaning = "completed example-walk 1.0.0"
@@ -287,7 +299,7 @@ def _answered_session(store: SqliteStore) -> Session:
 
 
 def test_required_signature_is_written_with_the_completion(store: SqliteStore) -> None:
-    store.set_setting(REQUIRE_SIGNATURES, "on")
+    change_setting(store, REQUIRE_SIGNATURES, "on", "dr-lee", None)
     session = _answered_session(store)
     with pytest.raises(SessionStateError, match="requires a signature"):
         session.complete()
@@ -302,7 +314,7 @@ def test_required_signature_is_written_with_the_completion(store: SqliteStore) -
 
 
 def test_a_bad_signature_records_nothing(store: SqliteStore) -> None:
-    store.set_setting(REQUIRE_SIGNATURES, "on")
+    change_setting(store, REQUIRE_SIGNATURES, "on", "dr-lee", None)
     session = _answered_session(store)
     _, sign = _signer(store)
 

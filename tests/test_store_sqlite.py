@@ -11,8 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cdss.errors import InvalidInput, StoreError
+from cdss.errors import InvalidInput, NotAllowed, StoreError
 from cdss.events import (
     GENESIS,
     Answered,
@@ -24,8 +26,10 @@ from cdss.events import (
     check_chain,
     parse_event,
 )
+from cdss.keys import KeyInfo, change_setting, register
 from cdss.store import REQUIRE_SIGNATURES, is_on
-from cdss.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore, default_path, open_store
+from cdss.store.sqlite import SCHEMA_VERSION, SqliteStore, default_path, open_store
+from cdss.store.wal import APPLICATION_ID
 
 
 def started(session: str, clinician: str = "dr-lee") -> Draft:
@@ -134,38 +138,33 @@ def test_triggers_refuse_changing_events(store_path: Path, statement: str) -> No
     assert len(stored(store_path)) == 3
 
 
-@pytest.mark.parametrize("statement", ["UPDATE keys SET clinician = 'x'", "DELETE FROM keys"])
-def test_triggers_refuse_changing_keys(store_path: Path, statement: str) -> None:
-    public = bytes(range(32))
+def _key(clinician: str, public: bytes) -> KeyInfo:
+    return KeyInfo(clinician, clinician, hashlib.sha256(public).hexdigest(), public, "")
+
+
+def test_keys_are_registered_once_as_events(store_path: Path) -> None:
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key = _key("dr-lee", public)
     with open_store(store_path) as store:
-        store.register_key(hashlib.sha256(public).hexdigest(), "dr-lee", public)
-    db = sqlite3.connect(store_path, isolation_level=None)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute(statement)
+        assert register(store, key) is True
+        assert register(store, key) is False
+        with pytest.raises(NotAllowed, match="already registered"):
+            register(store, _key("dr-kim", public))
+        keys = store.keys()
+        assert [e.type for e in store.events()] == ["key-registered"]
+    assert [(k.key_id, k.clinician, k.public_key) for k in keys] == [(key.key_id, "dr-lee", public)]
 
 
-def test_keys_are_registered_once(store_path: Path) -> None:
-    public = bytes(range(32))
-    key_id = hashlib.sha256(public).hexdigest()
+def test_settings_are_events_with_defaults(store_path: Path) -> None:
     with open_store(store_path) as store:
-        store.register_key(key_id, "dr-lee", public)
-        store.register_key(key_id, "dr-lee", public)
-        with pytest.raises(StoreError, match="already registered to dr-lee"):
-            store.register_key(key_id, "dr-kim", public)
-        with pytest.raises(InvalidInput, match="not the sha256"):
-            store.register_key("ab" * 32, "dr-lee", public)
-        keys = store.public_keys()
-    assert [(k.key_id, k.clinician, k.public_key) for k in keys] == [(key_id, "dr-lee", public)]
-
-
-def test_settings_round_trip(store_path: Path) -> None:
-    with open_store(store_path) as store:
-        assert store.setting(REQUIRE_SIGNATURES) is None
-        store.set_setting(REQUIRE_SIGNATURES, "on")
+        assert store.setting(REQUIRE_SIGNATURES) == "off"
+        change_setting(store, REQUIRE_SIGNATURES, "on", "dr-lee", None)
     with open_store(store_path) as store:
         assert is_on(store.setting(REQUIRE_SIGNATURES))
-        store.set_setting(REQUIRE_SIGNATURES, "off")
+        change_setting(store, REQUIRE_SIGNATURES, "off", "dr-lee", None)
         assert not is_on(store.setting(REQUIRE_SIGNATURES))
+        assert [e.type for e in store.events()] == ["setting-changed"] * 2
+        assert list(check_chain(store.events())) == []
 
 
 def test_store_identifies_itself(store_path: Path) -> None:
@@ -297,7 +296,7 @@ def test_an_inserted_event_is_detected(store_path: Path) -> None:
     # A forger re-seals a copy of event 4 properly but cannot fix every later link.
     from cdss.events import seal
 
-    forged = seal(answered(events[3].session, "forged"), 10, events[-1].hash)
+    forged = seal(answered(str(events[3].session), "forged"), 10, events[-1].hash)
     forged_text = forged.canonical().decode().replace('"seq":10', '"seq":5')
     db.execute("UPDATE events SET seq = seq + 100 WHERE seq >= 5")
     db.execute(

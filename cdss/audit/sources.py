@@ -125,7 +125,7 @@ class StoreSource:
         return None
 
     def public_keys(self) -> list[RegisteredKey]:
-        return self.store.public_keys()
+        return self.store.keys()
 
     def head(self) -> tuple[int, str, str]:
         """The last event's seq, hash and time."""

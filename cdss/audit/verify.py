@@ -36,13 +36,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cdss.audit.contract import event_check
 from cdss.audit.findings import MAX_FINDINGS, Anchor, Finding, Verification
 from cdss.audit.rules import SessionRules
 from cdss.audit.sources import Source
 from cdss.audit.stored import body_digest, hints, owner, parse, reference_digest
 from cdss.audit.trust import TrustedKeys
 from cdss.catalog import schema_path
+from cdss.events import schema_problems
 from cdss.store import key_id
 
 MAX_WORKERS = 8
@@ -74,7 +74,7 @@ class _Pass:
     ):
         self.source, self.part, self.parts = source, part, parts
         self.result = Verification(source.name)
-        self.contract = event_check(schema_path("event.schema.json"))
+        self.contract = schema_problems
         self.cross_checked: set[str] = set()
         self.rules = SessionRules(source, keys, self.note, trusted)
         self.next_seq = source.first_seq

@@ -1,4 +1,4 @@
-"""The auditor's commands (``cdss audit ...``) and the clinician's keys (``cdss keys ...``).
+"""The auditor's commands (``cdss audit ...``); keys and settings are in ``cdss.cli.keys``.
 
 Each command parses, calls one library function in ``cdss.audit`` or
 ``cdss.keys`` and renders; the checking itself never prints.
@@ -15,7 +15,7 @@ import typer
 from cdss.audit.findings import Finding, Verification
 from cdss.cli.app import ChecklistFolders, JsonOutput, app, open_catalog
 from cdss.cli.render import line, print_json
-from cdss.cli.sessions import StorePath, passphrase, store_path
+from cdss.cli.sessions import StorePath, store_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -164,23 +164,6 @@ def checkpoint_command(
     line(f"checkpoint {out}: seq {point.seq} hash {point.hash} ({point.at or 'empty store'}){signed}")
 
 
-@audit.command("require-signatures")
-def require_signatures(
-    state: Annotated[str, typer.Argument(metavar="on|off", help="Whether completing needs a signature.")],
-    store: StorePath = None,
-) -> None:
-    """Require (on) or stop requiring (off) a signature to complete a session in this store."""
-    from cdss.errors import UsageError
-    from cdss.store import REQUIRE_SIGNATURES
-    from cdss.store.sqlite import SqliteStore
-
-    if state not in ("on", "off"):
-        raise UsageError(f"expected on or off, not {state!r}")
-    with SqliteStore(store) as opened:
-        opened.set_setting(REQUIRE_SIGNATURES, state)
-    line(f"signatures {'required' if state == 'on' else 'not required'} to complete a session")
-
-
 @audit.command("export")
 def export_command(
     *,
@@ -295,43 +278,3 @@ def _text(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.1%}"
     return str(value)
-
-
-keys_app = typer.Typer(name="keys", help="Clinicians' signing keys.", no_args_is_help=True)
-app.add_typer(keys_app)
-
-KeyClinician = Annotated[str, typer.Option("--clinician", metavar="ID", help="Whose key, e.g. dr-lee.")]
-
-
-@keys_app.command("init")
-def keys_init(
-    clinician: KeyClinician,
-    name: Annotated[
-        str, typer.Option("--name", metavar="TEXT", help="Your printed name, as signatures show it.")
-    ],
-    store: StorePath = None,
-) -> None:
-    """Create your Ed25519 signing key (passphrase-protected) and register it in the store."""
-    from cdss import keys
-    from cdss.session import check_clinician
-    from cdss.store.sqlite import SqliteStore
-
-    check_clinician(clinician)
-    secret = passphrase(clinician, new=True)
-    with SqliteStore(store) as opened:  # a store cdss cannot use is refused before a key is made
-        made = keys.create(clinician, name, secret)
-        keys.register(opened, made)
-    line(f"key {made.key_id} for {made.name} ({clinician}) created in {keys.key_folder()}")
-    line(f"registered in {opened.path}")
-
-
-@keys_app.command("register")
-def keys_register(clinician: KeyClinician, store: StorePath = None) -> None:
-    """Register your existing public key in another store (no passphrase needed)."""
-    from cdss import keys
-    from cdss.store.sqlite import SqliteStore
-
-    found = keys.info(clinician)
-    with SqliteStore(store) as opened:
-        keys.register(opened, found)
-    line(f"key {found.key_id} for {found.name} ({clinician}) registered in {opened.path}")

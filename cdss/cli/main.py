@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from cdss.cli import audit, checklists, fhir, sessions, store  # noqa: F401  (registers commands)
+from cdss.cli import audit, checklists, fhir, keys, sessions, store  # noqa: F401  (registers commands)
 from cdss.cli.app import app
 from cdss.cli.render import error
 from cdss.errors import CdssError, InvalidInput, UsageError

@@ -72,7 +72,7 @@ def passphrase(clinician: str, *, new: bool = False) -> str:
 def require_registered(opened: SqliteStore, key: SigningKey) -> None:
     from cdss.errors import NotFound
 
-    if key.info.key_id not in {k.key_id for k in opened.public_keys()}:
+    if key.info.key_id not in {k.key_id for k in opened.keys() if k.active}:
         raise NotFound(
             f"{key.info.clinician}'s key {key.info.key_id[:12]}… is not registered in {opened.path}; "
             f"run `cdss keys register --clinician {key.info.clinician} --store {opened.path}`"
@@ -92,15 +92,36 @@ def store_path(store: Path | None) -> Path:
     return store if store is not None else default_path()
 
 
-def _open(store: Path | None, *, create: bool = False) -> SqliteStore:
-    """The store; only ``cdss run`` may create it: the other commands work on sessions already there."""
+def _open(store: Path | None, *, create: bool = False, read_only: bool = False) -> SqliteStore:
+    """The store; only ``cdss run`` may create it: the other commands work on sessions already there.
+
+    A store that only needs reading is opened read-only: it is never migrated
+    or checkpointed by a listing, and it can be read on read-only media.
+    """
     from cdss.errors import NotFound
     from cdss.store.sqlite import SqliteStore
 
     path = store_path(store)
     if not create and not path.exists():
         raise NotFound(f"store {path} does not exist: no sessions have been recorded there")
-    return SqliteStore(store)
+    return SqliteStore(path if read_only else store, read_only=read_only)
+
+
+def open_existing(store: Path | None, *, read_only: bool = False, create: bool = False) -> SqliteStore:
+    """A store that must already exist, unless ``create``."""
+    return _open(store, read_only=read_only, create=create)
+
+
+def _refuse_damaged(opened: SqliteStore) -> None:
+    """No new events on top of damaged pages: they could be lost with them, or hide the damage."""
+    from cdss.errors import StoreError
+
+    damage = opened.integrity(thorough=False)
+    if damage:
+        raise StoreError(
+            f"store {opened.path} is damaged ({damage[0]}); nothing was recorded. Keep a copy, "
+            "run `cdss audit verify`, and record in a new store until it is repaired"
+        )
 
 
 def _load(opened: SqliteStore, session_id: str, folders: list[Path] | None) -> Session:
@@ -167,6 +188,7 @@ def run(
     from cdss.answers import read_answers
     from cdss.plan import declare, nothing_extra_notes, plan
     from cdss.session import Session, check_clinician, check_subject
+    from cdss.subject import DEFAULT_PATTERN
 
     if answers is None:
         _require_terminal("each item", "give --answers FILE to record from a file")
@@ -174,13 +196,14 @@ def run(
     # so a mistyped command never creates a store or records a half session.
     checklist = open_catalog(checklists).load(ref)
     context = declare(checklist, route, population or [])
-    check_subject(subject)
+    check_subject(subject, None if store_path(store).exists() else DEFAULT_PATTERN)
     check_clinician(clinician)
     for note in nothing_extra_notes(checklist, context):
         line(note)
     given = read_answers(answers, checklist, plan(checklist, context)) if answers else None
     key = unlock_key(clinician) if sign else None
     with _open(store, create=True) as opened:
+        _refuse_damaged(opened)
         if key is not None:
             require_registered(opened, key)
         elif given is not None and len(given) == len(plan(checklist, context)):
@@ -231,6 +254,7 @@ def resume(
     from cdss.errors import SessionStateError
 
     with _open(store) as opened:
+        _refuse_damaged(opened)
         session = _load(opened, session_id, checklists)
         if session.status != "open":
             raise SessionStateError(
@@ -261,7 +285,7 @@ def sessions(
 
     if status not in (None, "open", "completed", "abandoned"):
         raise UsageError(f"--status {status}: expected open, completed or abandoned")
-    with _open(store) as opened:
+    with _open(store, read_only=True) as opened:
         rows = [
             row
             for row in opened.sessions()
@@ -292,7 +316,7 @@ def record(
     """Show a session's completion record: every applicable item, its status and corrections."""
     from cdss.cli.terminal import LABELS, say, show_summary
 
-    with _open(store) as opened:
+    with _open(store, read_only=True) as opened:
         built = _load(opened, session_id, checklists).record()
     if json:
         print_json(built.to_json())

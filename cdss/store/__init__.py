@@ -1,16 +1,29 @@
-"""Where events live: the small contract any store keeps, and what it returns.
+"""Where events live: the contract every store keeps, and what it returns.
 
-cdss ships one implementation, the embedded SQLite file (``cdss.store.sqlite``).
-A clinic whose workstations share records plugs in a real database server by
-implementing ``Store``; sessions, audit and the terminal only use this
-protocol, so they never know which store they write to.
+cdss ships two implementations: the embedded SQLite file (``cdss.store.sqlite``)
+and a PostgreSQL server for clinics (``cdss.store.postgres``). Sessions, keys,
+settings, the walk and every audit command use only this contract; nothing
+outside ``cdss/store/`` names a table or speaks SQL.
 
-The contract a store must keep, beyond the method signatures:
+What a store guarantees, beyond the method signatures:
 
-- one chain per store: ``append`` reads the head and inserts in the same
-  exclusive transaction, so two writers can never give two events one ``seq``;
-- append-only: events and registered keys are never updated or deleted;
-- ``append`` is all or nothing, and an event is durable once it returns.
+- One chain per store. ``append`` takes the store's write lock, reads the head,
+  runs ``check`` on what is stored, seals and inserts, and commits — all in one
+  transaction. Two writers can never give two events one ``seq``, and what
+  ``check`` saw is still true when the events are written: whether a write is
+  allowed is decided inside its transaction, on the stored events, never on a
+  copy in some process's memory.
+- All or nothing: ``check`` raising, a draft failing, or a crash writes nothing.
+- Acknowledged means durable: when ``append`` returns, the events survive a
+  power cut (SQLite: WAL with ``synchronous=FULL``; PostgreSQL: after COMMIT).
+- Append-only: no event is ever updated or deleted, by cdss or through the store.
+- Keys and settings are events (``key-registered``, ``key-retired``,
+  ``setting-changed``); ``keys()`` and ``setting()`` are derived from them.
+  ``append`` refuses a store event that breaks the rules of
+  ``cdss.store.ledger.refusal`` (who may register, retire and change what).
+- ``sessions()`` is derived from the events themselves, never from an index
+  alone, so a damaged index cannot make a listing disagree with an audit.
+- ``integrity()`` names physical damage (pages, indexes) the chain cannot see.
 """
 
 from __future__ import annotations
@@ -20,17 +33,47 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cdss.events import Draft, Event
+from cdss.signing import key_id, signature_holds
+
+__all__ = [
+    "DEFAULTS",
+    "REQUIRE_SIGNATURES",
+    "SUBJECT_PATTERN",
+    "Check",
+    "DraftSource",
+    "RegisteredKey",
+    "SessionRow",
+    "Store",
+    "StoreView",
+    "StoredRow",
+    "is_on",
+    "key_id",
+    "signature_holds",
+]
 
 DraftSource = Draft | Callable[[Event | None], Draft]
 """A draft, or a function that builds one from the event sealed just before it.
 
-The function form lets a caller write a signature over a completion event's
-hash in the same transaction as the completion itself. It receives ``None``
-only when it is the first thing ever written to an empty store.
+The function form lets a caller sign inside the transaction: a signature over
+a completion event's hash, or an endorsement over the event's own ``seq`` and
+``prev``. It receives ``None`` only when it is the first thing ever written to
+an empty store.
 """
 
 REQUIRE_SIGNATURES = "require-signatures"
 """Setting: when on, a session completes only together with a signature."""
+SUBJECT_PATTERN = "subject-pattern"
+"""Setting: the pattern (ECMA-262, whole string) a subject reference must match."""
+
+
+def _defaults() -> dict[str, str]:
+    from cdss.subject import DEFAULT_PATTERN
+
+    return {REQUIRE_SIGNATURES: "off", SUBJECT_PATTERN: DEFAULT_PATTERN}
+
+
+DEFAULTS = _defaults()
+"""What ``setting`` returns for a setting that was never changed."""
 
 _TRUE = frozenset({"1", "on", "true", "yes"})
 
@@ -38,6 +81,15 @@ _TRUE = frozenset({"1", "on", "true", "yes"})
 def is_on(value: str | None) -> bool:
     """How a yes/no setting reads: ``on``, ``true``, ``yes`` or ``1``."""
     return value is not None and value.strip().lower() in _TRUE
+
+
+StoredRow = tuple[Any, Any, Any, Any, Any]
+"""One event as the store holds it, unparsed: (seq, session, type, hash, canonical text).
+
+Audits read these rather than parsed events: a damaged row must be reported
+and the reading go on, and the stored text is what the hash covers. A store
+event's session is None.
+"""
 
 
 @dataclass(frozen=True)
@@ -67,81 +119,92 @@ class SessionRow:
         }
 
 
-def key_id(public_key: bytes) -> str:
-    """A signing key's id: sha256 (hex) of its raw Ed25519 public key, as signatures name it."""
-    import hashlib
-
-    return hashlib.sha256(public_key).hexdigest()
-
-
-def signature_holds(public_key: bytes, signature: str, payload: bytes) -> bool:
-    """Whether ``signature`` (base64) is an Ed25519 signature of ``payload`` by the raw ``public_key``.
-
-    The one check of a signature in cdss: when a completion is signed, when a
-    store or bundle is verified, and when a signed checkpoint is read.
-    """
-    import base64
-
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        key = Ed25519PublicKey.from_public_bytes(public_key)
-        key.verify(base64.b64decode(signature, validate=True), payload)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
-
-
-StoredRow = tuple[Any, Any, Any, Any, Any]
-"""One event as the store holds it, unparsed: (seq, session, type, hash, canonical text).
-
-Audits read these rather than parsed events: a damaged row must be reported
-and the reading go on, and the stored text is what the hash covers.
-"""
-
-
 @dataclass(frozen=True)
 class RegisteredKey:
-    """A clinician's Ed25519 public key; ``key_id`` is the sha256 (hex) of its raw bytes."""
+    """A clinician's Ed25519 public key as the store's key events describe it, with its history."""
 
     key_id: str
     clinician: str
     public_key: bytes
     registered_at: str
+    name: str = ""
+    administrator: bool = False
+    seq: int = 0
+    """The ``seq`` of its ``key-registered`` event."""
+    endorsed_by: str | None = None
+    retired_at: str | None = None
+    retired_seq: int | None = None
+    retired_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.retired_seq is None
+
+    def to_json(self) -> dict[str, Any]:
+        from cdss.signing import public_key_text
+
+        return {
+            "key_id": self.key_id,
+            "clinician": self.clinician,
+            "name": self.name,
+            "public_key": public_key_text(self.public_key),
+            "administrator": self.administrator,
+            "registered_at": self.registered_at,
+            "seq": self.seq,
+            "endorsed_by": self.endorsed_by,
+            "active": self.active,
+            "retired_at": self.retired_at,
+            "retired_seq": self.retired_seq,
+            "retired_reason": self.retired_reason,
+        }
 
 
-class Store(Protocol):
-    """What sessions, audit and the terminal need from a store of events."""
+class StoreView(Protocol):
+    """The read side of a store; ``append`` hands one to ``check`` inside its transaction."""
 
-    def append(self, *drafts: DraftSource) -> list[Event]:
-        """Seal and commit drafts in order, atomically; return the sealed events."""
-        ...
-
-    def events(self, session: str | None = None) -> Iterator[Event]:
-        """Events in ``seq`` order, one at a time (a store may hold millions)."""
-        ...
-
-    def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[StoredRow]:
-        """Events after ``seq`` ``after`` as stored, unparsed, in ``seq`` order (for audits)."""
+    def events(self, session: str | None = None, *, after: int = 0) -> Iterator[Event]:
+        """Events after ``seq`` ``after``, in ``seq`` order, one at a time (a store may hold millions)."""
         ...
 
     def head(self) -> tuple[int, str]:
         """The last ``seq`` and hash; ``(0, GENESIS)`` for an empty store."""
         ...
 
+    def keys(self) -> list[RegisteredKey]:
+        """Every key ever registered, in registration order, with retirements (from the key events)."""
+        ...
+
+    def setting(self, name: str) -> str:
+        """The value of the last ``setting-changed`` for ``name``; ``DEFAULTS[name]`` when never set."""
+        ...
+
+
+Check = Callable[[StoreView], None]
+"""Runs inside ``append``'s transaction on what is stored; raises a ``CdssError`` to refuse."""
+
+
+class Store(StoreView, Protocol):
+    """What sessions, keys, the walk and the audit need from a store of events."""
+
+    def append(self, *drafts: DraftSource, check: Check | None = None) -> list[Event]:
+        """One transaction: take the write lock, read the head, run ``check`` on what is stored
+        (it raises a ``CdssError`` to refuse; nothing is written), seal, insert, commit.
+
+        Acknowledged (durable) when it returns. Store events are also held to
+        ``cdss.store.ledger.refusal``.
+        """
+        ...
+
+    def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[StoredRow]:
+        """Events after ``seq`` ``after`` as stored, unparsed, in ``seq`` order (for audits)."""
+        ...
+
     def sessions(self) -> list[SessionRow]:
-        """Every session, oldest first."""
+        """Every session, oldest first, derived from the events (never from an index alone)."""
         ...
 
-    def setting(self, name: str) -> str | None: ...
-
-    def set_setting(self, name: str, value: str) -> None: ...
-
-    def register_key(self, key_id: str, clinician: str, public_key: bytes) -> None:
-        """Add a public key; registering the same key for the same clinician again is a no-op."""
+    def integrity(self) -> list[str]:
+        """Physical damage found (pages, indexes that disagree with the table); empty when none."""
         ...
-
-    def public_keys(self) -> list[RegisteredKey]: ...
 
     def close(self) -> None: ...

@@ -4,15 +4,16 @@ Why it is built the way it is:
 
 - WAL with ``synchronous=FULL``: an answer is on disk when ``append`` returns,
   and a reader (``cdss sessions`` in another terminal) never blocks a writer.
-- ``BEGIN IMMEDIATE`` around reading the head and inserting: two terminals on
-  one file queue up for the write lock instead of forking the chain.
-- Triggers refuse UPDATE and DELETE on events and keys, so even a slip in
-  cdss's own code cannot rewrite history through this connection.
-- The file says what it is twice: ``PRAGMA application_id`` in the header
-  (checked from the raw bytes before SQLite may touch the file) and a ``meta``
-  table. A file that is not a cdss store, or comes from a newer cdss, is
-  refused before anything is written to it.
-- Schema changes are numbered migrations; creating a store is migration 1.
+- ``BEGIN IMMEDIATE`` around reading the head, running the caller's check and
+  inserting: two terminals on one file queue up for the write lock, and the
+  second one's check sees what the first one wrote.
+- Triggers refuse UPDATE and DELETE on events, so even a slip in cdss's own
+  code cannot rewrite history through this connection.
+- Nothing is opened read-write before it is vouched for (``cdss.store.wal``):
+  the header is read from the raw bytes, and a ``-wal`` file beside the store is
+  read without applying it; a foreign or newer file is refused and left as it is.
+- Schema changes are numbered migrations under ``BEGIN IMMEDIATE``; creating a
+  store is migration 1. Migration 2 moved keys and settings into the chain.
 """
 
 from __future__ import annotations
@@ -26,15 +27,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cdss.errors import CdssError, IntegrityError, InvalidInput, StoreError
-from cdss.events import GENESIS, Event, now, parse_event, seal
-from cdss.store import DraftSource, RegisteredKey, SessionRow, StoredRow
-from cdss.store import key_id as key_id_of
+from cdss.errors import CdssError, IntegrityError, NotAllowed, StoreError
+from cdss.events import GENESIS, STORE_TYPES, Event, draft_body, parse_event, seal
+from cdss.store import DEFAULTS, Check, DraftSource, RegisteredKey, SessionRow, StoredRow
+from cdss.store.ledger import Ledger
+from cdss.store.wal import (
+    APPLICATION_ID,
+    check_header,
+    foreign,
+    inspect_wal,
+    read_header,
+    read_only_uri,
+    too_new,
+)
 
 ENV_STORE = "CDSS_STORE"
-APPLICATION_ID = 0x63647373  # "cdss"
 BUSY_TIMEOUT_SECONDS = 30.0
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+NO_SESSION = ""
+"""The ``session`` column of a store event (keys, settings), which has no session."""
 
 _SCHEMA_1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -63,6 +73,9 @@ _SCHEMA_1 = (
     "INSERT INTO meta (key, value) VALUES ('application', 'cdss')",
 )
 
+MIGRATION_ACTOR = "cdss-migration"
+"""The actor of the events migration 2 writes for keys and settings recorded before they were events."""
+
 
 def _run(*statements: str) -> Callable[[sqlite3.Connection], None]:
     # Not executescript: it would COMMIT the migration's transaction half-way.
@@ -73,7 +86,62 @@ def _run(*statements: str) -> Callable[[sqlite3.Connection], None]:
     return migrate
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_run(*_SCHEMA_1),)
+def _keys_into_chain(db: sqlite3.Connection) -> None:
+    """Migration 2: every legacy key and setting becomes an event; the old tables become read-only.
+
+    The events record what the tables held, as it was: a clinician with two
+    keys gets two registrations, and ``cdss audit verify`` shows the second
+    as unendorsed. They carry the migration's time, and the original
+    registration time is kept in ``meta``.
+    """
+    from cdss.events import Draft, KeyRegistered, SettingChanged
+    from cdss.signing import public_key_text
+
+    drafts = []
+    for key, clinician, public, registered_at in db.execute(
+        "SELECT key_id, clinician, public_key, registered_at FROM keys ORDER BY rowid"
+    ).fetchall():
+        data = KeyRegistered(
+            clinician=clinician,
+            key_id=key,
+            public_key=public_key_text(bytes(public)),
+            name=clinician,
+            administrator=False,
+            endorsed_by=None,
+            endorsement=None,
+        )
+        drafts.append(Draft(None, "key-registered", MIGRATION_ACTOR, data))
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"key-registered-at:{key}", registered_at))
+    for name, value in db.execute("SELECT name, value FROM settings ORDER BY name").fetchall():
+        if name in DEFAULTS and value != DEFAULTS[name]:
+            drafts.append(
+                Draft(
+                    None,
+                    "setting-changed",
+                    MIGRATION_ACTOR,
+                    SettingChanged(
+                        name=name,
+                        value="on" if name == "require-signatures" else value,
+                        endorsed_by=None,
+                        endorsement=None,
+                    ),
+                )
+            )
+    row = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+    for draft in drafts:
+        event = seal(draft, seq + 1, prev)
+        _insert(db, event)
+        seq, prev = event.seq, event.hash
+    for table in ("keys", "settings"):
+        for verb in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_read_only_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'cdss {table} now live in the chain: {verb} refused'); END"
+            )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_run(*_SCHEMA_1), _keys_into_chain)
 """``MIGRATIONS[n - 1]`` takes a store from schema version ``n - 1`` to ``n``.
 
 Each runs inside the same ``BEGIN IMMEDIATE`` transaction that records the new
@@ -92,48 +160,15 @@ def default_path() -> Path:
     return platformdirs.user_data_path("cdss", appauthor=False) / "records.sqlite3"
 
 
-def _read_header(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(100)
-    except IsADirectoryError:
-        raise StoreError(f"store {path} is a folder, not a file") from None
-    except OSError as error:
-        raise StoreError(f"store {path} cannot be read: {error.strerror}") from None
-
-
-def _foreign(path: Path, what: str) -> StoreError:
-    return StoreError(f"{path} is {what}; cdss left it unchanged")
-
-
-def _check_header(path: Path, header: bytes) -> None:
-    """Refuse what is not ours from the raw bytes, before SQLite may write to it."""
-    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
-        raise _foreign(path, "not a cdss store (not an SQLite database)")
-    application_id = int.from_bytes(header[68:72], "big")
-    version = int.from_bytes(header[60:64], "big")
-    if application_id != APPLICATION_ID:
-        raise _foreign(path, "an SQLite database but not a cdss store")
-    _check_version(path, version)
-
-
-def _check_version(path: Path, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} was written by a newer cdss (store schema version {version}; this cdss "
-            f"reads up to {SCHEMA_VERSION}); upgrade cdss to use it. cdss left it unchanged"
-        )
-
-
 def _check_location(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise StoreError(f"cannot create store {path}: folder {folder} does not exist")
     # WAL keeps -wal and -shm files beside the store, so the folder must be writable too.
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(f"cannot use store {path}: folder {folder} is not writable")
+        raise StoreError(f"cannot write to store {path}: folder {folder} is not writable")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise StoreError(f"cannot use store {path}: the file is not readable and writable")
+        raise StoreError(f"cannot write to store {path}: the file is not readable and writable")
 
 
 @contextmanager
@@ -151,23 +186,40 @@ def _translated(path: Path) -> Iterator[None]:
         raise StoreError(f"store {path} cannot be used: {error}") from None
     except sqlite3.DatabaseError as error:
         raise StoreError(
-            f"store {path} cannot be read ({error}); it may be damaged. Keep a copy and run an audit"
+            f"store {path} cannot be read ({error}); it may be damaged. Keep a copy and run "
+            "`cdss audit verify`"
         ) from None
 
 
-class SqliteStore:
-    """An open store file. Use ``open_store`` (a context manager), or close it yourself."""
+def _insert(db: sqlite3.Connection, event: Event) -> None:
+    db.execute(
+        "INSERT INTO events (seq, session, type, hash, event) VALUES (?, ?, ?, ?, ?)",
+        (event.seq, event.session or NO_SESSION, event.type, event.hash, event.canonical().decode()),
+    )
 
-    def __init__(self, path: Path | str | None = None, *, read_only: bool = False):
+
+class SqliteStore:
+    """An open store file. Use ``open_store`` (a context manager), or close it yourself.
+
+    ``read_only`` (for audits and listings) never creates, migrates or writes,
+    and works on read-only media.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False, create: bool = True):
         self.path = Path(path) if path is not None else default_path()
-        if read_only:  # for audits: never creates, migrates or writes
+        self.read_only = read_only
+        if read_only:
             self._db = open_read_only(self.path)
+            self._version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             return
+        if not create and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist")
         if path is None and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         _check_location(self.path)
         if self.path.exists() and self.path.stat().st_size > 0:
-            _check_header(self.path, _read_header(self.path))
+            check_header(self.path, read_header(self.path), SCHEMA_VERSION)
+            inspect_wal(self.path, SCHEMA_VERSION)
         with _translated(self.path):
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
             try:
@@ -175,6 +227,7 @@ class SqliteStore:
             except BaseException:
                 self._db.close()
                 raise
+        self._version = SCHEMA_VERSION
 
     def _prepare(self) -> None:
         db = self._db
@@ -195,11 +248,12 @@ class SqliteStore:
         if application_id == 0 and version == 0 and tables == 0:
             return 0
         if application_id != APPLICATION_ID:
-            raise _foreign(self.path, "an SQLite database but not a cdss store")
-        _check_version(self.path, version)
+            raise foreign(self.path, "an SQLite database but not a cdss store")
+        if version > SCHEMA_VERSION:
+            raise too_new(self.path, version, SCHEMA_VERSION)
         marker = db.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
         if marker is None or marker[0] != "cdss":
-            raise _foreign(self.path, "not a cdss store (no cdss marker)")
+            raise foreign(self.path, "not a cdss store (no cdss marker)")
         return int(version)
 
     def _migrate(self) -> None:
@@ -208,7 +262,8 @@ class SqliteStore:
         try:
             # Another process may have migrated while we waited for the lock.
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            _check_version(self.path, version)
+            if version > SCHEMA_VERSION:
+                raise too_new(self.path, version, SCHEMA_VERSION)
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[number - 1](db)
                 db.execute(f"PRAGMA user_version = {number}")
@@ -274,23 +329,33 @@ class SqliteStore:
     def close(self) -> None:
         self._db.close()
 
-    # --- events ----------------------------------------------------------------
+    # --- writing ----------------------------------------------------------------
 
-    def append(self, *drafts: DraftSource) -> list[Event]:
+    def append(self, *drafts: DraftSource, check: Check | None = None) -> list[Event]:
+        if self.read_only:
+            raise StoreError(f"store {self.path} was opened read-only")
         db = self._db
         sealed: list[Event] = []
         with _translated(self.path):
             db.execute("BEGIN IMMEDIATE")
             try:
                 seq, prev = self._head()
-                previous = self._event_at(seq) if drafts and callable(drafts[0]) and seq else None
+                if check is not None:
+                    check(self)
+                previous = self._event_at(seq) if seq and any(callable(d) for d in drafts) else None
+                ledger: Ledger | None = None
                 for source in drafts:
                     draft = source(sealed[-1] if sealed else previous) if callable(source) else source
+                    if draft.type in STORE_TYPES:
+                        ledger = ledger or Ledger.of(self._store_event_json())
+                        body = draft_body(draft, seq + 1, prev)
+                        refused = ledger.refusal(body)
+                        if refused:
+                            raise NotAllowed(f"{refused}; nothing was recorded")
                     event = seal(draft, seq + 1, prev)
-                    db.execute(
-                        "INSERT INTO events (seq, session, type, hash, event) VALUES (?, ?, ?, ?, ?)",
-                        (event.seq, event.session, event.type, event.hash, event.canonical().decode()),
-                    )
+                    if ledger is not None:
+                        ledger.apply(event.to_json())
+                    _insert(db, event)
                     sealed.append(event)
                     seq, prev = event.seq, event.hash
                 db.execute("COMMIT")
@@ -298,6 +363,8 @@ class SqliteStore:
                 db.execute("ROLLBACK")
                 raise
         return sealed
+
+    # --- reading ----------------------------------------------------------------
 
     def _head(self) -> tuple[int, str]:
         row = self._db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -311,17 +378,10 @@ class SqliteStore:
         with _translated(self.path):
             return self._head()
 
-    def events(self, session: str | None = None) -> Iterator[Event]:
+    def events(self, session: str | None = None, *, after: int = 0) -> Iterator[Event]:
         # A cursor fetches row by row, so memory stays flat however long the chain is.
-        with _translated(self.path):
-            if session is None:
-                cursor = self._db.execute("SELECT seq, event FROM events ORDER BY seq")
-            else:
-                cursor = self._db.execute(
-                    "SELECT seq, event FROM events WHERE session = ? ORDER BY seq", (session,)
-                )
-            for seq, text in cursor:
-                yield _parse(seq, text)
+        for seq, _, _, _, text in self.stored(session, after=after):
+            yield _parse(seq, text)
 
     def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[StoredRow]:
         columns = "SELECT seq, session, type, hash, event FROM events"
@@ -332,25 +392,33 @@ class SqliteStore:
                 cursor = self._db.execute(
                     f"{columns} WHERE session = ? AND seq > ? ORDER BY seq", (session, after)
                 )
-            yield from cursor
+            for seq, session_, kind, hash_, text in cursor:
+                yield seq, (session_ if session_ != NO_SESSION else None), kind, hash_, text
 
     def sessions(self) -> list[SessionRow]:
+        # NOT INDEXED: the table is read itself, so a damaged index cannot hide a session.
         query = """
-            SELECT s.session, s.event,
-                (SELECT e.type FROM events e WHERE e.session = s.session
-                    AND e.type IN ('session-completed', 'session-abandoned') ORDER BY e.seq LIMIT 1),
-                (SELECT json_extract(e.event, '$.at') FROM events e WHERE e.session = s.session
-                    ORDER BY e.seq DESC LIMIT 1)
-            FROM events s WHERE s.type = 'session-started' ORDER BY s.seq
+            WITH s AS (
+                SELECT session,
+                    min(CASE WHEN type = 'session-started' THEN seq END) AS started,
+                    min(CASE WHEN type IN ('session-completed', 'session-abandoned') THEN seq END) AS ended,
+                    max(seq) AS last
+                FROM events NOT INDEXED WHERE session != '' GROUP BY session
+            )
+            SELECT s.session, st.event, en.type, json_extract(la.event, '$.at')
+            FROM s JOIN events AS st NOT INDEXED ON st.seq = s.started
+                LEFT JOIN events AS en NOT INDEXED ON en.seq = s.ended
+                JOIN events AS la NOT INDEXED ON la.seq = s.last
+            ORDER BY s.started
         """
         statuses = {None: "open", "session-completed": "completed", "session-abandoned": "abandoned"}
         rows = []
         with _translated(self.path):
             for session, text, ended, last_at in self._db.execute(query):
-                started = json.loads(text)
-                data = started["data"]
-                rows.append(
-                    SessionRow(
+                try:
+                    started = json.loads(text)
+                    data = started["data"]
+                    row = SessionRow(
                         id=session,
                         checklist=data["checklist"]["id"],
                         version=data["checklist"]["version"],
@@ -358,48 +426,60 @@ class SqliteStore:
                         clinician=data["clinician"],
                         status=statuses[ended],
                         started_at=started["at"],
-                        last_at=last_at,
+                        last_at=str(last_at),
                     )
-                )
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    raise IntegrityError(
+                        f"store {self.path}: the start of session {session[:12]} cannot be read; "
+                        "run `cdss audit verify`"
+                    ) from None
+                rows.append(row)
         return rows
 
-    # --- settings and keys -----------------------------------------------------
+    # --- keys and settings: derived from the store's events ---------------------
 
-    def setting(self, name: str) -> str | None:
+    def _store_event_json(self) -> Iterator[dict[str, Any]]:
+        cursor = self._db.execute(
+            "SELECT seq, event FROM events WHERE session = ? ORDER BY seq", (NO_SESSION,)
+        )
+        for seq, text in cursor:
+            yield _parse(seq, text).to_json()
+
+    def _ledger(self) -> Ledger:
         with _translated(self.path):
-            row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+            if self._version < 2:
+                return _legacy_ledger(self._db)
+            return Ledger.of(self._store_event_json())
 
-    def set_setting(self, name: str, value: str) -> None:
-        with _translated(self.path):
-            self._db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
+    def keys(self) -> list[RegisteredKey]:
+        return list(self._ledger().keys.values())
 
-    def register_key(self, key_id: str, clinician: str, public_key: bytes) -> None:
+    def setting(self, name: str) -> str:
+        return self._ledger().setting(name)
 
-        if key_id_of(public_key) != key_id:
-            raise InvalidInput(f"key id {key_id} is not the sha256 of the public key given")
-        with _translated(self.path):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT clinician FROM keys WHERE key_id = ?", (key_id,)).fetchone()
-                if row is None:
-                    self._db.execute(
-                        "INSERT INTO keys (key_id, clinician, public_key, registered_at) VALUES (?, ?, ?, ?)",
-                        (key_id, clinician, public_key, now()),
-                    )
-                elif row[0] != clinician:
-                    raise StoreError(f"key {key_id[:12]}… is already registered to {row[0]}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+    # --- physical integrity -------------------------------------------------------
 
-    def public_keys(self) -> list[RegisteredKey]:
-        with _translated(self.path):
-            rows = self._db.execute(
-                "SELECT key_id, clinician, public_key, registered_at FROM keys ORDER BY rowid"
-            ).fetchall()
-        return [RegisteredKey(str(k), str(c), bytes(p), str(at)) for k, c, p, at in rows]
+    def integrity(self, *, thorough: bool = True) -> list[str]:
+        """``PRAGMA integrity_check`` (pages, and every index against the table) or, when not
+        ``thorough``, ``quick_check`` (pages only, much faster); each problem as one line."""
+        pragma = "integrity_check" if thorough else "quick_check"
+        try:
+            rows = self._db.execute(f"PRAGMA {pragma}(100)").fetchall()
+        except sqlite3.DatabaseError as error:
+            return [f"the file cannot be checked: {error}"]
+        return [str(row[0]) for row in rows if row[0] != "ok"]
+
+
+def _legacy_ledger(db: sqlite3.Connection) -> Ledger:
+    """Keys and settings of a store not yet migrated (read-only audit of an old store)."""
+    ledger = Ledger()
+    for n, (key, clinician, public, at) in enumerate(
+        db.execute("SELECT key_id, clinician, public_key, registered_at FROM keys ORDER BY rowid"), 1
+    ):
+        ledger.keys[key] = RegisteredKey(key, clinician, bytes(public), at, name=clinician, seq=-n)
+    for name, value in db.execute("SELECT name, value FROM settings"):
+        ledger.settings[name] = value
+    return ledger
 
 
 def _parse(seq: int, text: str) -> Event:
@@ -407,7 +487,7 @@ def _parse(seq: int, text: str) -> Event:
 
     try:
         return parse_event(json.loads(text))
-    except (ValueError, ValidationError) as error:
+    except (ValueError, ValidationError, RecursionError) as error:
         raise IntegrityError(f"stored event {seq} is not a valid cdss event: {error}") from None
 
 
@@ -425,19 +505,25 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection for audits: never creates, migrates or writes a store.
 
     Refuses a missing file and anything that is not a cdss store, as opening
-    for writing does, before SQLite reads more than the header.
+    for writing does, before SQLite reads more than the header; a foreign
+    ``-wal`` is refused too. On read-only media the file is opened immutable.
     """
     if not path.exists():
         raise StoreError(f"store {path} does not exist")
-    _check_header(path, _read_header(path))
+    check_header(path, read_header(path), SCHEMA_VERSION)
+    inspect_wal(path, SCHEMA_VERSION)
     with _translated(path):
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        db = sqlite3.connect(read_only_uri(path), uri=True, isolation_level=None)
         try:
             marker = db.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+            version = db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError:
             db.close()
             raise
         if marker is None or marker[0] != "cdss":
             db.close()
-            raise _foreign(path, "not a cdss store (no cdss marker)")
+            raise foreign(path, "not a cdss store (no cdss marker)")
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise too_new(path, version, SCHEMA_VERSION)
     return db
