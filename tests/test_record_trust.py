@@ -503,3 +503,52 @@ def test_every_pattern_means_the_same_to_python_and_the_schema(text: str) -> Non
     except ValidationError:
         model_text = False
     assert model_text == (schema_problems(_event(kind="session-abandoned", data={"reason": text})) is None)
+
+
+# --- read-only media -------------------------------------------------------------------------
+
+
+def test_a_store_on_read_only_media_can_be_audited(
+    env: dict[str, str], store_path: Path, tmp_path: Path
+) -> None:
+    """The store's folder is mounted read-only (in a user and mount namespace of the test's own)."""
+    _seeded(store_path)
+    media = tmp_path / "media"
+    media.mkdir()
+    store = media / store_path.name
+    commands = (
+        f"{CDSS} sessions --json --store {store}",
+        f"{CDSS} audit verify --store {store} --checklists {EXAMPLES / 'valid'}",
+        f"{CDSS} keys list --store {store}",
+        f"{CDSS} record $({CDSS} sessions --json --store {store} | "
+        f"{sys.executable} -c 'import json,sys; print(json.load(sys.stdin)[0][\"id\"])') "
+        f"--store {store} --checklists {EXAMPLES / 'valid'}",
+    )
+    script = " && ".join(
+        [f"mount --bind {store_path.parent} {media}", f"mount -o remount,ro,bind {media}", *commands]
+    )
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified: every check holds" in done.stdout
+    assert not store_path.with_name(store_path.name + "-shm").exists()
+
+
+OLD_EVENTS = r"""
+{"actor":"dr-a","at":"2026-01-01T00:00:00.000000Z","data":{"checklist":{"hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","id":"example-walk","version":"1.0.0"},"clinician":"dr-a","context":{"populations":[],"route":"intravenous"},"subject":"S-7F3K2"},"hash":"80c1a0b66cccaac1254c863cd5f6e73fc42782f103b3785441e868432569975d","prev":"0000000000000000000000000000000000000000000000000000000000000000","seq":1,"session":"55555555555555555555555555555555","type":"session-started"}
+{"actor":"dr-a","at":"2026-01-01T00:00:01.000000Z","data":{"item":"x","reason":"other","reason_text":"pump \u001c down","status":"not-done"},"hash":"ace80ccb65547d3f76631f75fccd80bd5f66617a39eb61432d0094f9f35fdcdb","prev":"80c1a0b66cccaac1254c863cd5f6e73fc42782f103b3785441e868432569975d","seq":2,"session":"55555555555555555555555555555555","type":"item-answered"}
+{"actor":"dr-a","at":"2026-01-01T00:00:02.000000Z","data":{"reason":"closed"},"hash":"6473e1c364a5535be49a52d1407496433fb7fd0ab09e62d68a075d8a3aa15c71","prev":"ace80ccb65547d3f76631f75fccd80bd5f66617a39eb61432d0094f9f35fdcdb","seq":3,"session":"55555555555555555555555555555555","type":"session-abandoned"}
+"""
+"""Written by cdss 0.1 (schema 1, commit 9ae2cae), including a reason with a control character."""
+
+
+def test_events_written_by_the_first_format_still_validate_with_their_hashes() -> None:
+    from cdss.events import check_chain, parse_event
+
+    lines = [line for line in OLD_EVENTS.splitlines() if line]
+    parsed = [parse_event(json.loads(line)) for line in lines]
+    assert all(schema_problems(json.loads(line)) is None for line in lines)
+    assert [event.canonical().decode() for event in parsed] == lines
+    assert list(check_chain(parsed)) == []
