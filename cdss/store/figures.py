@@ -49,7 +49,7 @@ SELECT e.session AS session,
                  FROM events x
                  WHERE x.type IN ('session-completed', 'session-abandoned') AND x.session = e.session
                  ORDER BY x.seq LIMIT 1), 'open') AS status
-FROM events e
+FROM events e NOT INDEXED -- the sessions come from the table itself, never from an index alone
 WHERE e.type = 'session-started' {selected}
 """
 _SQLITE_ANSWERS = """
