@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from cdss.errors import NotAllowed
+from cdss.events import STORE_TYPES, Draft, Event, draft_body
 from cdss.signing import endorsement_payload, key_id, signature_holds
 from cdss.store import DEFAULTS, REQUIRE_SIGNATURES, SUBJECT_PATTERN, RegisteredKey
 
@@ -176,3 +178,30 @@ def _public_key(text: Any) -> bytes | None:
     except (binascii.Error, ValueError, TypeError):
         return None
     return raw if len(raw) == 32 else None
+
+
+class Admission:
+    """The rules applied to the drafts of one ``append``, inside its transaction.
+
+    Every store implementation uses it the same way: ``admit`` each draft
+    before it is sealed, ``sealed`` each event after, so a rotation (a
+    registration and a retirement in one transaction) is judged in order.
+    The store's events are read only when a store event is appended.
+    """
+
+    def __init__(self, store_events: Callable[[], Iterable[dict[str, Any]]]):
+        self._store_events = store_events
+        self._ledger: Ledger | None = None
+
+    def admit(self, draft: Draft, seq: int, prev: str) -> None:
+        if draft.type not in STORE_TYPES:
+            return
+        if self._ledger is None:
+            self._ledger = Ledger.of(self._store_events())
+        refused = self._ledger.refusal(draft_body(draft, seq, prev))
+        if refused:
+            raise NotAllowed(f"{refused}; nothing was recorded")
+
+    def sealed(self, event: Event) -> None:
+        if self._ledger is not None and event.type in STORE_TYPES:
+            self._ledger.apply(event.to_json())

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cdss.errors import CdssError, IntegrityError, NotFound, StoreError, StoreUnreachable
 from cdss.events import GENESIS, Event, parse_event, seal
 from cdss.store import DraftSource, RegisteredKey, SessionRow
+from cdss.store.ledger import Admission, Ledger
 
 StoredRow = tuple[Any, Any, Any, Any, Any]
 """(seq, session, type, hash, canonical text); ``cdss.store.StoredRow`` once the contract names it."""
@@ -297,9 +298,12 @@ class PostgresStore:
                 if check is not None:
                     check(self)
                 previous = self._event_at(seq) if drafts and callable(drafts[0]) and seq else None
+                admission = Admission(self._store_event_json)
                 for source in drafts:
                     draft = source(sealed[-1] if sealed else previous) if callable(source) else source
+                    admission.admit(draft, seq + 1, prev)
                     event = seal(draft, seq + 1, prev)
+                    admission.sealed(event)
                     db.execute(
                         "INSERT INTO cdss.events (seq, session, type, prev, hash, event) "
                         "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -420,18 +424,20 @@ class PostgresStore:
                     result[name] = [plain(row) for row in db.execute(query, params).fetchall()]
         return result
 
-    def public_keys(self) -> list[RegisteredKey]:
-        """Keys live in the chain (``key-registered`` events) in a PostgreSQL store; folded from them."""
-        return []
+    # Keys and settings are the chain's store events, folded by cdss.store.ledger (RECORD's edit).
 
-    def setting(self, name: str) -> str | None:
-        return None
+    def _store_event_json(self) -> Iterator[dict[str, Any]]:
+        rows = self.db.execute("SELECT seq, event FROM cdss.events WHERE session IS NULL ORDER BY seq")
+        for seq, text in rows.fetchall():
+            yield _parse(seq, text).to_json()
 
-    def set_setting(self, name: str, value: str) -> None:
-        raise StoreError(f"{self.name}: settings are events of the chain here, not yet writable")
+    def keys(self) -> list[RegisteredKey]:
+        with self._translated():
+            return list(Ledger.of(self._store_event_json()).keys.values())
 
-    def register_key(self, key_id: str, clinician: str, public_key: bytes) -> None:
-        raise StoreError(f"{self.name}: keys are events of the chain here, not yet writable")
+    def setting(self, name: str) -> str:
+        with self._translated():
+            return Ledger.of(self._store_event_json()).setting(name)
 
     def integrity(self) -> list[str]:
         """Physical damage the server can see: the indexes must agree with the table.

@@ -27,10 +27,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cdss.errors import CdssError, IntegrityError, NotAllowed, StoreError
-from cdss.events import GENESIS, STORE_TYPES, Event, draft_body, parse_event, seal
+from cdss.errors import CdssError, IntegrityError, StoreError
+from cdss.events import GENESIS, Event, parse_event, seal
 from cdss.store import DEFAULTS, Check, DraftSource, RegisteredKey, SessionRow, StoredRow
-from cdss.store.ledger import Ledger
+from cdss.store.ledger import Admission, Ledger
 from cdss.store.wal import (
     APPLICATION_ID,
     check_header,
@@ -343,18 +343,12 @@ class SqliteStore:
                 if check is not None:
                     check(self)
                 previous = self._event_at(seq) if seq and any(callable(d) for d in drafts) else None
-                ledger: Ledger | None = None
+                admission = Admission(self._store_event_json)
                 for source in drafts:
                     draft = source(sealed[-1] if sealed else previous) if callable(source) else source
-                    if draft.type in STORE_TYPES:
-                        ledger = ledger or Ledger.of(self._store_event_json())
-                        body = draft_body(draft, seq + 1, prev)
-                        refused = ledger.refusal(body)
-                        if refused:
-                            raise NotAllowed(f"{refused}; nothing was recorded")
+                    admission.admit(draft, seq + 1, prev)
                     event = seal(draft, seq + 1, prev)
-                    if ledger is not None:
-                        ledger.apply(event.to_json())
+                    admission.sealed(event)
                     _insert(db, event)
                     sealed.append(event)
                     seq, prev = event.seq, event.hash
