@@ -42,7 +42,7 @@ def time_cdss(folder: Path, items: int) -> float:
     catalog = long_checklist(folder, items)
     with open_store(folder / "cdss.sqlite3") as store:
         session = Session.start(
-            store, "bench-walk", subject="S-11111111M", clinician="dr-lee", catalog=catalog
+            store, "bench-walk", subject="S-111111117", clinician="dr-lee", catalog=catalog
         )
         began = time.perf_counter()
         for planned in session.planned:

@@ -9,7 +9,7 @@ The completion record (``Session.record()``) is derived from the events each
 time it is asked for; it is never stored, so it can never drift from them.
 
     >>> with open_store() as store:
-    ...     session = Session.start(store, "example-walk", subject="S-7F3K2M9QE",
+    ...     session = Session.start(store, "example-walk", subject="S-7F3K2M9Q1",
     ...                             clinician="dr-lee", route="intravenous")
     ...     session.answer("setting-confirmed", "done")
 """

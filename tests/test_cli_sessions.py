@@ -16,7 +16,7 @@ from cdss.cli.main import run
 
 EXAMPLES = Path(__file__).parent / "examples" / "valid"
 WALK = ["run", "example-walk", "--checklists", str(EXAMPLES), "--route", "intravenous"]
-WHO = ["--subject", "S-7F3K2M9QE", "--clinician", "dr-lee"]
+WHO = ["--subject", "S-7F3K2M9Q1", "--clinician", "dr-lee"]
 
 
 class Result:
@@ -133,8 +133,8 @@ def test_a_missing_answers_file(cdss, tmp_path: Path) -> None:  # type: ignore[n
         ([*WALK[:-2], *WHO, "--answers", "x"], 2, "differs by route"),
         ([*WALK, "--subject", "Jane Doe", "--clinician", "dr-lee", "--answers", "x"], 1, "personal data"),
         ([*WALK, "--subject", "1980-02-01", "--clinician", "dr-lee", "--answers", "x"], 1, "date"),
-        ([*WALK, "--subject", "S-11111111M", "--answers", "x"], 2, "--clinician"),
-        ([*WALK, "--subject", "S-11111111M", "--clinician", "Dr Lee", "--answers", "x"], 1, "clinician id"),
+        ([*WALK, "--subject", "S-111111117", "--answers", "x"], 2, "--clinician"),
+        ([*WALK, "--subject", "S-111111117", "--clinician", "Dr Lee", "--answers", "x"], 1, "clinician id"),
         ([*WALK, *WHO], 2, "not one"),
     ],
 )
@@ -216,7 +216,7 @@ def test_sessions_filters(cdss, tmp_path: Path) -> None:  # type: ignore[no-unty
     assert cdss(*WALK, *WHO, "--answers", answers(tmp_path, ALL)).code == 0
     assert (
         cdss(
-            *WALK, "--subject", "S-222222228", "--clinician", "dr-kim", "--answers", answers(tmp_path, {})
+            *WALK, "--subject", "S-22222222V", "--clinician", "dr-kim", "--answers", answers(tmp_path, {})
         ).code
         == 4
     )

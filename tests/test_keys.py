@@ -39,7 +39,7 @@ def answers(tmp_path: Path) -> Path:
 
 def run_walk(store: Path, answers: Path, *extra: str) -> int:
     return cli(
-        "run", "example-walk", "--route", "intravenous", "--subject", "S-00000001Y", "--clinician", "dr-lee",
+        "run", "example-walk", "--route", "intravenous", "--subject", "S-00000001H", "--clinician", "dr-lee",
         "--answers", str(answers), "--store", str(store), "--checklists", str(CATALOG_FOLDER), *extra,
     )  # fmt: skip
 
@@ -83,7 +83,7 @@ def test_a_signed_run_shows_the_manifestation_and_verifies(
     assert cli("record", session[:8], "--store", str(store_path), "--checklists", str(CATALOG_FOLDER)) == 0
     shown = capsys.readouterr().out
     assert "signed by Dr A. Lee at 20" in shown
-    assert "completed checklist example-walk version 1.0.0 for subject S-00000001Y" in shown
+    assert "completed checklist example-walk version 1.0.0 for subject S-00000001H" in shown
     loaded = catalog()
     source = StoreSource(store_path, loaded)
     result = verify(source)
@@ -104,7 +104,7 @@ def test_wrong_passphrase_and_unknown_key_write_nothing(
     assert err == "cdss: wrong passphrase for dr-lee's key (or the key file is damaged)\n"
     monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
     code = cli(
-        "run", "example-walk", "--route", "intravenous", "--subject", "S-00000001Y", "--clinician", "dr-nobody",
+        "run", "example-walk", "--route", "intravenous", "--subject", "S-00000001H", "--clinician", "dr-nobody",
         "--answers", str(answers), "--store", str(store_path), "--checklists", str(CATALOG_FOLDER), "--sign",
     )  # fmt: skip
     assert code == 1

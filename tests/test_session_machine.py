@@ -51,7 +51,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.session = Session.start(
             self.store,
             "example-walk",
-            subject="S-11111111M",
+            subject="S-111111117",
             clinician="dr-lee",
             route="intravenous",
             catalog=CATALOG,

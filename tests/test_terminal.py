@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).parent / "examples" / "valid"
 CDSS = str(Path(sys.executable).with_name("cdss"))
 FOLDERS = ["--checklists", str(EXAMPLES)]
 START = ["run", "example-walk", *FOLDERS, "--route", "intravenous", "--population", "older-adults"]
-WHO = ["--subject", "S-7F3K2M9QE", "--clinician", "dr-lee"]
+WHO = ["--subject", "S-7F3K2M9Q1", "--clinician", "dr-lee"]
 
 
 @pytest.fixture
