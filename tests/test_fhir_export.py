@@ -246,7 +246,7 @@ def test_sessions_in_every_state_are_valid_responses_with_provenance(
             assert key_id == signature.key
             assert provenance["reason"][0]["text"] == signature.meaning
             assert signed["who"]["display"] == signature.name
-            public = {k.key_id: k.public_key for k in session.store.public_keys()}[key_id]
+            public = {k.key_id: k.public_key for k in session.store.keys()}[key_id]
             payload = signed_payload(signature.signs, signature.name, signature.meaning, signed["when"])
             assert signature_holds(public, signed["data"], payload)
     assert seen == {(c.ref, s) for c in CHECKLISTS for s in STATES}
