@@ -253,7 +253,7 @@ def test_a_store_that_requires_signatures_refuses_an_unsigned_import_before_writ
     exported: dict[str, Any], tmp_path: Path
 ) -> None:
     store = tmp_path / "records.sqlite3"
-    cdss("audit", "require-signatures", "on", "--store", str(store))
+    cdss("audit", "require-signatures", "on", "--clinician", "dr-lee", "--store", str(store))
     with SqliteStore(store) as opened:
         before = opened.head()
     path = write(tmp_path / "r.json", exported)
@@ -284,7 +284,7 @@ def test_import_with_sign_signs_the_completion_in_a_store_that_requires_it(
     monkeypatch.setenv("CDSS_PASSPHRASE", "correct horse battery")
     store = tmp_path / "records.sqlite3"
     cdss("keys", "init", "--clinician", "dr-lee", "--name", "Dr Example Lee", "--store", str(store))
-    cdss("audit", "require-signatures", "on", "--store", str(store))
+    cdss("audit", "require-signatures", "on", "--clinician", "dr-lee", "--store", str(store))
     path = write(tmp_path / "r.json", exported)
     cdss("import", "fhir", "response", str(path), "--store", str(store), "--sign")
     with SqliteStore(store) as opened:
