@@ -417,3 +417,142 @@ def test_verify_export_report_and_checkpoint_need_only_the_auditor_role(
     assert point.seq == result.events
     with PostgresStore(url) as audited, pytest.raises(StoreError):
         audited.append(answered(uuid.uuid4().hex))
+
+
+# --- the walk and scripted runs on a PostgreSQL store, through the installed command -----------------
+
+EXAMPLES_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "valid")
+FOLDERS = ["--checklists", EXAMPLES_FOLDER]
+START = ["run", "example-walk", *FOLDERS, "--route", "intravenous", "--population", "older-adults"]
+WHO = ["--subject", "S-11111111M", "--clinician", "dr-lee"]
+
+
+def walk_env(url: str) -> dict[str, str]:
+    return {**os.environ, "CDSS_STORE": url, "NO_COLOR": "1", "TERM": "xterm"}
+
+
+def test_a_walk_survives_an_immediate_server_stop(private_postgres: PostgresServer) -> None:
+    import pexpect
+
+    from tests.conftest import cdss_command
+
+    url = private_postgres.new_database()
+    PostgresStore(url, create=True).close()
+    child = pexpect.spawn(
+        cdss_command(), [*START, *WHO], env=walk_env(url), encoding="utf-8", timeout=30, dimensions=(24, 80)
+    )
+    child.expect("item 1 of 3")
+    child.send("d")
+    child.expect("item 2 of 3")  # drawn only after the answer was committed
+    private_postgres.stop("immediate")
+    child.send("n")
+    child.expect("unreachable")
+    child.expect("r retry")
+    private_postgres.start()
+    child.send("r")
+    child.expect("item 2 of 3")  # the answer that failed was not recorded; nothing else was lost
+    child.send("n")
+    child.expect("item 3 of 3")
+    child.send("d")
+    child.expect("summary")
+    child.send("c")
+    child.expect("completed")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    with PostgresStore(url) as store:
+        [row] = store.sessions()
+        assert row.status == "completed"
+        answers = [e.data.item for e in store.events(row.id) if e.type == "item-answered"]
+        assert answers == [
+            "setting-confirmed",
+            "infusion-monitoring-planned",
+            "older-adult-side-effects-reviewed",
+        ]
+        assert list(check_chain(store.events())) == []
+
+
+def test_quitting_at_an_unreachable_server_says_how_to_resume(private_postgres: PostgresServer) -> None:
+    import pexpect
+
+    from tests.conftest import cdss_command
+
+    url = private_postgres.new_database()
+    PostgresStore(url, create=True).close()
+    env = walk_env(url)
+    child = pexpect.spawn(cdss_command(), [*START, *WHO], env=env, encoding="utf-8", timeout=30)
+    child.expect("item 1 of 3")
+    child.send("d")
+    child.expect("item 2 of 3")
+    private_postgres.stop("immediate")
+    child.send("d")
+    child.expect("unreachable")
+    child.send("q")
+    child.expect(r"cdss resume ([0-9a-f]{12})")
+    prefix = child.match.group(1)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert "postgresql://" not in prefix
+    private_postgres.start()
+    child = pexpect.spawn(cdss_command(), ["resume", prefix, *FOLDERS], env=env, encoding="utf-8", timeout=30)
+    child.expect("item 2 of 3")
+    child.send("q")
+    child.expect(pexpect.EOF)
+    child.close()
+
+
+def test_a_dropped_connection_in_a_scripted_run_exits_1_with_nothing_half_written(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: object
+) -> None:
+    """The server drops every cdss connection while a scripted run records: one line, exit 1, a whole chain."""
+    import json
+    import threading
+    from pathlib import Path
+
+    from tests.conftest import cdss_command
+
+    assert isinstance(tmp_path, Path)
+    PostgresStore(postgres_url, create=True).close()
+    answers = tmp_path / "answers.json"
+    answers.write_text(
+        json.dumps(
+            {
+                "setting-confirmed": "done",
+                "infusion-monitoring-planned": "done",
+                "older-adult-side-effects-reviewed": "done",
+            }
+        )
+    )
+    command = [cdss_command(), *START, *WHO, "--answers", str(answers)]
+    outcomes = []
+    for _ in range(5):
+        stop = threading.Event()
+
+        def drop(stop: threading.Event) -> None:
+            with postgres_server.admin() as db:
+                while not stop.is_set():
+                    db.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'cdss' AND datname = %s",
+                        (database_of(postgres_url),),
+                    )
+
+        dropper = threading.Thread(target=drop, args=(stop,))
+        dropper.start()
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=walk_env(postgres_url), timeout=120
+            )
+        finally:
+            stop.set()
+            dropper.join()
+        outcomes.append(done.returncode)
+        if done.returncode != 0:
+            assert done.returncode == 1, done.stderr
+            assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+            assert "unreachable" in done.stderr
+            assert "Traceback" not in done.stderr
+    assert 1 in outcomes
+    with PostgresStore(postgres_url) as store:
+        assert list(check_chain(store.events())) == []

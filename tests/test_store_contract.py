@@ -1,0 +1,191 @@
+"""The store contract (``cdss.store``), once per implementation: SQLite and PostgreSQL keep the same promises.
+
+Each test takes ``any_store``, parametrised over both; the PostgreSQL one is a
+fresh database on the tests' own server (tests/postgres_server.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdss.errors import CdssError, SessionStateError, StoreError
+from cdss.events import GENESIS, check_chain
+from cdss.store.location import open_store
+from tests.postgres_server import postgres_server
+from tests.test_store_postgres import answered, started
+
+__all__ = ["postgres_server"]  # a fixture, used by name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a new, empty store of each kind lives: a file path or a URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "contract.sqlite3")
+    server = request.getfixturevalue("postgres_server")
+    return str(server.new_database())
+
+
+@pytest.fixture
+def any_store(location: str) -> Iterator[Any]:
+    with open_store(location, create=True) as store:
+        yield store
+
+
+def test_an_empty_store_has_the_genesis_head(any_store: Any) -> None:
+    assert any_store.head() == (0, GENESIS)
+    assert list(any_store.events()) == []
+    assert any_store.sessions() == []
+
+
+def test_append_seals_in_order_and_reads_back_in_seq_order(any_store: Any) -> None:
+    one, two = uuid.uuid4().hex, uuid.uuid4().hex
+    sealed = any_store.append(started(one), started(two))
+    sealed += any_store.append(answered(one, "a"))
+    sealed += any_store.append(answered(two, "a"), answered(one, "b"))
+    assert [e.seq for e in sealed] == [1, 2, 3, 4, 5]
+    assert list(any_store.events()) == sealed
+    assert list(check_chain(any_store.events())) == []
+    assert [e.seq for e in any_store.events(one)] == [1, 3, 5]
+    assert [e.seq for e in any_store.events(after=3)] == [4, 5]
+    assert [e.seq for e in any_store.events(one, after=1)] == [3, 5]
+    assert any_store.head() == (5, sealed[-1].hash)
+    rows = list(any_store.stored())
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(e.seq, e.session, e.type, e.hash) for e in sealed]
+    assert [r[4] for r in rows] == [e.canonical().decode() for e in sealed]
+    assert [row.id for row in any_store.sessions()] == [one, two]
+
+
+def test_a_draft_built_from_the_event_before_it_sees_that_event(any_store: Any) -> None:
+    session = uuid.uuid4().hex
+    seen = []
+
+    def after(previous: Any) -> Any:
+        seen.append(previous)
+        return answered(session, "b")
+
+    _, second, third = any_store.append(started(session), answered(session), after)
+    assert seen == [second]
+    assert third.prev == second.hash
+
+
+def test_append_is_all_or_nothing(any_store: Any) -> None:
+    session = uuid.uuid4().hex
+    any_store.append(started(session))
+
+    def broken(previous: Any) -> Any:
+        raise SessionStateError("refused half-way")
+
+    with pytest.raises(SessionStateError):
+        any_store.append(answered(session, "a"), answered(session, "b"), broken)
+    assert any_store.head()[0] == 1
+    assert [e.seq for e in any_store.append(answered(session, "a"))] == [2]
+
+
+def test_a_refusing_check_writes_nothing_and_sees_what_is_stored(any_store: Any) -> None:
+    session = uuid.uuid4().hex
+    any_store.append(started(session), answered(session, "a"))
+    looked: list[int] = []
+
+    def once(view: Any) -> None:
+        answered_items = [e.data.item for e in view.events(session) if e.type == "item-answered"]
+        looked.append(len(answered_items))
+        if "a" in answered_items:
+            raise SessionStateError("item a was answered in another terminal")
+
+    with pytest.raises(SessionStateError):
+        any_store.append(answered(session, "a"), check=once)
+    assert looked == [1]
+    assert any_store.head()[0] == 2
+
+
+RACER = textwrap.dedent(
+    """
+    import sys
+    from cdss.errors import SessionStateError
+    from cdss.store.location import open_store
+    from tests.test_store_postgres import answered
+
+    location, session = sys.argv[1], sys.argv[2]
+
+    def not_yet(view):
+        if any(e.type == "item-answered" and e.data.item == "a" for e in view.events(session)):
+            raise SessionStateError("already answered")
+
+    with open_store(location) as store:
+        try:
+            store.append(answered(session, "a"), check=not_yet)
+            print("recorded")
+        except SessionStateError:
+            print("refused")
+    """
+)
+
+
+def test_whether_a_write_is_allowed_is_decided_inside_the_write_transaction(
+    any_store: Any, location: str
+) -> None:
+    """Six processes race to answer one item: the check runs under the lock, so exactly one wins."""
+    for _ in range(3):
+        session = uuid.uuid4().hex
+        any_store.append(started(session))
+        racers = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, location, session],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for _ in range(6)
+        ]
+        outcomes = sorted(racer.communicate(timeout=120)[0].strip() for racer in racers)
+        assert outcomes == ["recorded"] + ["refused"] * 5, outcomes
+        assert sum(1 for e in any_store.events(session) if e.type == "item-answered") == 1
+    assert list(check_chain(any_store.events())) == []
+
+
+def test_a_store_that_is_not_there_is_not_created_unless_asked(location: str) -> None:
+    with pytest.raises(CdssError):
+        open_store(location).close()
+    with open_store(location, create=True) as store:
+        assert store.head() == (0, GENESIS)
+
+
+def test_read_only_refuses_to_write(any_store: Any, location: str) -> None:
+    any_store.append(started(uuid.uuid4().hex))
+    with open_store(location, read_only=True) as reader:
+        assert reader.head()[0] == 1
+        with pytest.raises(StoreError):
+            reader.append(started(uuid.uuid4().hex))
+    assert any_store.head()[0] == 1
+
+
+def test_report_figures_come_from_the_store(any_store: Any) -> None:
+    session = uuid.uuid4().hex
+    any_store.append(started(session), answered(session, "a"))
+    figures = any_store.figures("2000-01-01T00:00:00.000000Z")
+    assert figures["status"] == [("open", 1)]
+    assert figures["items"] == [("example-walk@1.0.0", "a", 1, 1, 0, 0, 1.0)]
+
+
+def test_receive_appends_sealed_rows_only_after_the_head(any_store: Any, tmp_path: Path) -> None:
+    with open_store(tmp_path / "origin.sqlite3", create=True) as origin:
+        session = uuid.uuid4().hex
+        origin.append(started(session), answered(session, "a"), answered(session, "b"))
+        rows = list(origin.stored())
+    any_store.receive(rows[:2])
+    with pytest.raises(CdssError):
+        any_store.receive(rows[:1])  # does not follow the head
+    any_store.receive(rows[2:])
+    assert list(any_store.stored()) == rows
