@@ -40,7 +40,7 @@ BundleArgument = Annotated[
 ]
 
 
-def open_source(bundle: Path | None, store: Path | None, folders: list[Path] | None) -> Source:
+def open_source(bundle: Path | None, store: str | None, folders: list[Path] | None) -> Source:
     """A bundle when one is named, otherwise the store (``--store``, CDSS_STORE or the default)."""
     from cdss.errors import UsageError
 

@@ -17,10 +17,11 @@ from cdss.cli.app import JsonOutput, app
 from cdss.cli.audit import audit
 from cdss.cli.render import line, print_json
 from cdss.cli.sessions import StorePath, open_existing, passphrase, unlock_key
+from cdss.store.location import shown
 
 if TYPE_CHECKING:
     from cdss.keys import SigningKey
-    from cdss.store.sqlite import SqliteStore
+    from cdss.store import Store
 
 keys_app = typer.Typer(name="keys", help="Clinicians' signing keys, registered in the store's chain.")
 app.add_typer(keys_app)
@@ -85,7 +86,7 @@ def keys_init(
     line(f"key {made.key_id} for {made.name} ({clinician}) created in {keys.key_folder()}")
     if old is not None:
         line(f"key {old.info.key_id} retired; kept as {clinician}.{old.info.key_id[:12]}.pem")
-    line(f"registered in {opened.path}")
+    line(f"registered in {shown(opened)}")
 
 
 @keys_app.command("register")
@@ -102,7 +103,7 @@ def keys_register(
     with open_existing(store, create=True) as opened:
         written = keys.register(opened, found, administrator=administrator, endorser=_endorser(endorse_with))
     state = "registered" if written else "was already registered"
-    line(f"key {found.key_id} for {found.name} ({clinician}) {state} in {opened.path}")
+    line(f"key {found.key_id} for {found.name} ({clinician}) {state} in {shown(opened)}")
 
 
 @keys_app.command("retire")
@@ -124,7 +125,7 @@ def keys_retire(
     with open_existing(store) as opened:
         found = [k for k in opened.keys() if k.clinician == clinician and k.key_id.startswith(key.lower())]
         if len(key) < 12 or not found:
-            raise NotFound(f"no key {key} of {clinician} in {opened.path}; `cdss keys list` shows them")
+            raise NotFound(f"no key {key} of {clinician} in {shown(opened)}; `cdss keys list` shows them")
         if len(found) > 1:
             raise UsageError(f"{key} matches {len(found)} keys; give more of the id")
         endorser = unlock_key(endorse_with or clinician)
@@ -171,7 +172,7 @@ SettingBy = Annotated[
 ]
 
 
-def _change(opened: SqliteStore, name: str, value: str, clinician: str) -> None:
+def _change(opened: Store, name: str, value: str, clinician: str) -> None:
     from cdss import keys
     from cdss.store.ledger import Ledger
 

@@ -17,19 +17,25 @@ from cdss.cli.app import ChecklistFolders, JsonOutput, Populations, Route, app, 
 from cdss.cli.render import console, line, print_json
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cdss.cli.terminal import Keys
+    from cdss.errors import CdssError
     from cdss.keys import SigningKey
     from cdss.session import Session, Signer
-    from cdss.store.sqlite import SqliteStore
+    from cdss.store import Store
+    from cdss.store.location import OpenedStore
 
 UNANSWERED = 4
 INTERRUPTED = 130
 
 StorePath = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
-        metavar="PATH",
-        help="The records file. Default: CDSS_STORE, else records.sqlite3 in the user's data folder.",
+        metavar="PATH|URL",
+        help="The records: a SQLite file, or a postgresql:// URL for a clinic's shared store. "
+        "Default: CDSS_STORE, else records.sqlite3 in the user's data folder.",
     ),
 ]
 SessionId = Annotated[
@@ -69,13 +75,15 @@ def passphrase(clinician: str, *, new: bool = False) -> str:
         raise KeyboardInterrupt from None  # exits 130, as every other interruption does
 
 
-def require_registered(opened: SqliteStore, key: SigningKey) -> None:
+def require_registered(opened: Store, key: SigningKey) -> None:
     from cdss.errors import NotFound
+    from cdss.store.location import shown
 
     if key.info.key_id not in {k.key_id for k in opened.keys() if k.active}:
+        where = shown(opened)
         raise NotFound(
-            f"{key.info.clinician}'s key {key.info.key_id[:12]}… is not registered in {opened.path}; "
-            f"run `cdss keys register --clinician {key.info.clinician} --store {opened.path}`"
+            f"{key.info.clinician}'s key {key.info.key_id[:12]}… is not registered in {where}; "
+            f"run `cdss keys register --clinician {key.info.clinician} --store {where}`"
         )
 
 
@@ -85,69 +93,106 @@ def _signer(session: Session, key: SigningKey | None) -> Signer | None:
     return signer(session, key) if key is not None else None
 
 
-def store_path(store: Path | None) -> Path:
+def store_path(store: str | None) -> str:
     """What ``--store`` names, else the default store (CDSS_STORE or the user's data folder)."""
-    from cdss.store.sqlite import default_path
+    from cdss.store.location import resolve
 
-    return store if store is not None else default_path()
+    return resolve(store)
 
 
-def _open(store: Path | None, *, create: bool = False, read_only: bool = False) -> SqliteStore:
-    """The store; only ``cdss run`` may create it: the other commands work on sessions already there.
+def _open(store: str | None, *, create: bool = False, read_only: bool = False) -> OpenedStore:
+    """The store, by path or URL (``cdss.store.location``); only ``cdss run`` may create it.
 
     A store that only needs reading is opened read-only: it is never migrated
-    or checkpointed by a listing, and it can be read on read-only media.
+    or checkpointed by a listing, and it can be read on read-only media or
+    with an auditor's read-only role.
     """
-    from cdss.errors import NotFound
-    from cdss.store.sqlite import SqliteStore
+    from cdss.store.location import open_store
 
-    path = store_path(store)
-    if not create and not path.exists():
-        raise NotFound(f"store {path} does not exist: no sessions have been recorded there")
-    return SqliteStore(path if read_only else store, read_only=read_only)
+    return open_store(store, create=create, read_only=read_only)
 
 
-def open_existing(store: Path | None, *, read_only: bool = False, create: bool = False) -> SqliteStore:
+def open_existing(store: str | None, *, read_only: bool = False, create: bool = False) -> OpenedStore:
     """A store that must already exist, unless ``create``."""
     return _open(store, read_only=read_only, create=create)
 
 
-def _refuse_damaged(opened: SqliteStore) -> None:
+def _refuse_damaged(opened: Store) -> None:
     """No new events on top of damaged pages: they could be lost with them, or hide the damage."""
     from cdss.errors import StoreError
+    from cdss.store.location import shown
 
     damage = opened.integrity(thorough=False)
     if damage:
         raise StoreError(
-            f"store {opened.path} is damaged ({damage[0]}); nothing was recorded. Keep a copy, "
+            f"store {shown(opened)} is damaged ({damage[0]}); nothing was recorded. Keep a copy, "
             "run `cdss audit verify`, and record in a new store until it is repaired"
         )
 
 
-def _load(opened: SqliteStore, session_id: str, folders: list[Path] | None) -> Session:
+def _load(opened: Store, session_id: str, folders: list[Path] | None) -> Session:
     from cdss.session import Session, find_session
 
     return Session.load(opened, find_session(opened, session_id), catalog=open_catalog(folders))
 
 
-def _resume_hint(session: Session, store: Path | None) -> str:
-    where = f" --store {store}" if store else ""
+def _resume_hint(session: Session, store: str | None) -> str:
+    from cdss.store.location import describe
+
+    where = f" --store {describe(store)}" if store else ""
     return f"Saved. Session {session.id[:12]} is open; continue with: cdss resume {session.id[:12]}{where}"
 
 
-def _interactive(session: Session, store: Path | None, key: SigningKey | None = None) -> None:
+def _interactive(session: Session, store: str | None, key: SigningKey | None = None) -> None:
     from cdss.cli.terminal import TerminalKeys, say, walk
+    from cdss.errors import StoreUnreachable
 
     out = console()
+    keys = TerminalKeys()
     say(out, f"{session.checklist.title} ({session.checklist.ref}) · subject {session.subject}", "bold")
     try:
-        outcome = walk(session, TerminalKeys(), out, _signer(session, key))
+        while True:
+            try:
+                outcome = walk(session, keys, out, _signer(session, key))
+                break
+            except StoreUnreachable as error:
+                session = _after_outage(session, keys, out, store, error)
     except (KeyboardInterrupt, EOFError):
         say(out)
         say(out, _resume_hint(session, store))
         raise typer.Exit(INTERRUPTED) from None
     if outcome == "saved":
         say(out, _resume_hint(session, store))
+
+
+OUTAGE_KEYS = "r retry · q quit"
+
+
+def _after_outage(session: Session, keys: Keys, out: Console, store: str | None, error: CdssError) -> Session:
+    """The store's server went away: one line, then retry (reconnect, reread the session) or quit.
+
+    Every answer acknowledged before is on the server; the one being recorded
+    when the connection dropped is there whole or not at all. So a retry
+    rereads the session from the store and the walk goes on at its first
+    unanswered item, exactly as ``cdss resume`` would.
+    """
+    from cdss.cli.terminal import say
+    from cdss.errors import StoreUnreachable
+    from cdss.session import Session
+
+    say(out, f"{error} · {OUTAGE_KEYS}", "bold red")
+    while True:
+        key = keys.key()
+        if key == "q":
+            say(out, _resume_hint(session, store))
+            raise typer.Exit(1)
+        if key != "r":
+            say(out, f"Press one of: {OUTAGE_KEYS}", "dim")
+            continue
+        try:
+            return Session.load(session.store, session.id, checklist=session.checklist)
+        except StoreUnreachable as again:
+            say(out, f"{again} · {OUTAGE_KEYS}", "bold red")
 
 
 def _require_terminal(asks: str, alternative: str) -> None:
@@ -196,7 +241,9 @@ def run(
     # so a mistyped command never creates a store or records a half session.
     checklist = open_catalog(checklists).load(ref)
     context = declare(checklist, route, population or [])
-    check_subject(subject, None if store_path(store).exists() else DEFAULT_PATTERN)
+    from cdss.store.location import exists
+
+    check_subject(subject, None if exists(store) else DEFAULT_PATTERN)
     check_clinician(clinician)
     for note in nothing_extra_notes(checklist, context):
         line(note)
@@ -234,7 +281,7 @@ def run(
         raise typer.Exit(UNANSWERED)
 
 
-def _refuse_unsigned(opened: SqliteStore) -> None:
+def _refuse_unsigned(opened: Store) -> None:
     """Say so before recording anything, rather than after every answer is in."""
     from cdss.errors import SessionStateError
     from cdss.store import REQUIRE_SIGNATURES, is_on

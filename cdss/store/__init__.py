@@ -203,8 +203,11 @@ class Store(StoreView, Protocol):
         """Every session, oldest first, derived from the events (never from an index alone)."""
         ...
 
-    def integrity(self) -> list[str]:
-        """Physical damage found (pages, indexes that disagree with the table); empty when none."""
+    def integrity(self, *, thorough: bool = True) -> list[str]:
+        """Physical damage found (pages, indexes that disagree with the table); empty when none.
+
+        Not ``thorough``: only what is quick enough to check before every write.
+        """
         ...
 
     def close(self) -> None: ...

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from cdss.errors import NotFound
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 ENV_STORE = "CDSS_STORE"
 Location = str | Path
+OpenedStore: TypeAlias = "SqliteStore | PostgresStore"
+"""What ``open_store`` returns: a ``Store`` that is also a context manager (``with`` closes it)."""
 
 
 def resolve(location: Location | None) -> str:
@@ -54,9 +56,28 @@ def describe(location: Location | None) -> str:
     return resolved
 
 
+def exists(location: Location | None) -> bool:
+    """Whether a store file is there; a server's store is taken to exist (opening it will say)."""
+    resolved = resolve(location)
+    return is_url(resolved) or Path(resolved).exists()
+
+
+def shown(store: object) -> str:
+    """How messages name an open store: its file, or its URL without the password."""
+    from cdss.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        return str(store.path)
+    from cdss.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return store.name.removeprefix("store ")
+    return repr(store)
+
+
 def open_store(
     location: Location | None = None, *, create: bool = False, read_only: bool = False
-) -> SqliteStore | PostgresStore:
+) -> OpenedStore:
     """Open the store at ``location`` (see ``resolve``); the caller closes it (``with`` works).
 
     ``create`` makes an empty store where there is none; without it a missing
