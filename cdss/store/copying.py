@@ -15,6 +15,8 @@ Why it refuses what it refuses:
   content), so a damaged source is named, not spread.
 - After copying, the target is read back and compared with the source, row
   for row: the copy is verified, not assumed.
+- A store from before keys were events keeps them in a table no copy can
+  carry; it is refused until a writing cdss has moved them into its chain.
 
 Events go over in batches, each its own transaction under the target's write
 lock, so an interruption leaves a prefix that the next copy continues.
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 
 from cdss.errors import IntegrityError, StoreError
 from cdss.events import GENESIS, hash_body, parse_event
+from cdss.store import RegisteredKey
 
 BATCH = 2000
 
@@ -37,6 +40,8 @@ Row = tuple[Any, Any, Any, Any, Any]
 
 
 class Source(Protocol):
+    def keys(self) -> list[RegisteredKey]: ...
+
     def head(self) -> tuple[int, str]: ...
 
     def stored(self, session: str | None = None, *, after: int = 0) -> Iterator[Row]: ...
@@ -69,6 +74,12 @@ def copy_store(source: Source, target: Target, *, source_name: str, target_name:
 
 
 def _copy(source: Named, target: Named) -> Copied:
+    if any(key.seq <= 0 for key in source.store.keys()):
+        raise StoreError(
+            f"{source.name} is from an older cdss and keeps its keys outside the chain, where a copy "
+            "cannot take them; record once in it with this cdss (which moves them into the chain), "
+            "then copy. Nothing was copied"
+        )
     last, head = source.store.head()
     already, target_head = target.store.head()
     if already > last:
