@@ -6,6 +6,7 @@ tests that stop or break the server get one of their own.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -417,6 +418,22 @@ def test_verify_export_report_and_checkpoint_need_only_the_auditor_role(
     assert point.seq == result.events
     with PostgresStore(url) as audited, pytest.raises(StoreError):
         audited.append(answered(uuid.uuid4().hex))
+    # The same through the installed command, the URL given by --store and by CDSS_STORE.
+    from tests.audit_records import CATALOG_FOLDER
+
+    verified = cdss("audit", "verify", "--store", url, "--checklists", str(CATALOG_FOLDER))
+    assert verified.returncode == 0, verified.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "cdss", "sessions", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CDSS_STORE": url},
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 4
+    reported = cdss("audit", "report", "--store", url)
+    assert reported.returncode == 0, reported.stderr
+    assert "Sessions by status" in reported.stdout
 
 
 # --- the walk and scripted runs on a PostgreSQL store, through the installed command -----------------
