@@ -441,7 +441,7 @@ def test_verify_export_report_and_checkpoint_need_only_the_auditor_role(
 EXAMPLES_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "valid")
 FOLDERS = ["--checklists", EXAMPLES_FOLDER]
 START = ["run", "example-walk", *FOLDERS, "--route", "intravenous", "--population", "older-adults"]
-WHO = ["--subject", "S-11111111M", "--clinician", "dr-lee"]
+WHO = ["--subject", "S-7F3K2M9Q1", "--clinician", "dr-lee"]
 
 
 def walk_env(url: str) -> dict[str, str]:
