@@ -87,14 +87,14 @@ class Writer:
         self.clock = 1_700_000_000.0
 
     def add(
-        self, session: str, kind: str, actor: str, data: dict[str, Any], at: str | None = None
+        self, session: str | None, kind: str, actor: str, data: dict[str, Any], at: str | None = None
     ) -> dict[str, Any]:
         self.seq += 1
         self.clock += 0.7
         stamp = (
             at or time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.clock)) + f".{self.seq % 1000000:06d}Z"
         )
-        body = {
+        body: dict[str, Any] = {
             "seq": self.seq,
             "session": session,
             "type": kind,
@@ -103,9 +103,11 @@ class Writer:
             "prev": self.prev,
         }
         body["data"] = data
+        if session is None:  # a store event (keys, settings) has no session
+            del body["session"]
         digest = hashlib.sha256(canonical(body).encode()).hexdigest()
         event = {**body, "hash": digest}
-        self.batch.append((self.seq, session, kind, digest, canonical(event)))
+        self.batch.append((self.seq, session or "", kind, digest, canonical(event)))
         self.prev = digest
         if len(self.batch) >= 50_000:
             self.flush()
@@ -118,21 +120,39 @@ class Writer:
         self.batch = []
 
 
+def subject_code(n: int) -> str:
+    """A valid opaque subject code (``cdss.subject``), distinct for each ``n``; letters only, so
+    it never looks like a record number."""
+    from cdss.subject import ALPHABET, check_character
+
+    letters, body = ALPHABET[10:], ""
+    for _ in range(8):
+        body, n = body + letters[n % len(letters)], n // len(letters)
+    return f"S-{body}{check_character(body)}"
+
+
 def generate(path: Path, events: int, checklist: dict[str, Any]) -> None:
     with open_store(path):
         pass  # creates the schema, migrations and marker
     keys = {c: Ed25519PrivateKey.generate() for c in CLINICIANS}
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA synchronous = OFF")
+    writer = Writer(db)
     for clinician, key in keys.items():
+        # Keys are events of the chain: each clinician's first key, registered unendorsed.
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        db.execute(
-            "INSERT INTO keys VALUES (?, ?, ?, ?)",
-            (hashlib.sha256(raw).hexdigest(), clinician, raw, "2024-01-01T00:00:00.000000Z"),
-        )
+        registered = {
+            "clinician": clinician,
+            "key_id": hashlib.sha256(raw).hexdigest(),
+            "public_key": base64.b64encode(raw).decode(),
+            "name": f"Dr {clinician[3:].title()}",
+            "administrator": False,
+            "endorsed_by": None,
+            "endorsement": None,
+        }
+        writer.add(None, "key-registered", clinician, registered)
     pinned = {"id": "bench-walk", "version": "1.0.0", "hash": content_hash(checklist)}
     chance = random.Random(20240601)
-    writer = Writer(db)
     n = 0
     while writer.seq < events:
         n += 1
@@ -140,7 +160,7 @@ def generate(path: Path, events: int, checklist: dict[str, Any]) -> None:
         session = uuid.UUID(int=chance.getrandbits(128)).hex
         started = {
             "checklist": pinned,
-            "subject": f"S-{n:07d}",
+            "subject": subject_code(n),
             "context": {"route": None, "populations": []},
         }
         writer.add(session, "session-started", clinician, {**started, "clinician": clinician})
@@ -167,7 +187,7 @@ def generate(path: Path, events: int, checklist: dict[str, Any]) -> None:
             continue  # left open
         completed = writer.add(session, "session-completed", clinician, {})
         name = f"Dr {clinician[3:].title()}"
-        meaning = f"completed checklist bench-walk version 1.0.0 for subject S-{n:07d}"
+        meaning = f"completed checklist bench-walk version 1.0.0 for subject {subject_code(n)}"
         payload = signed_payload(completed["hash"], name, meaning, completed["at"])
         key = keys[clinician]
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
