@@ -361,12 +361,7 @@ class BundleSource:
             if too_deep(text):
                 raise ValueError
             listed = json.loads(text)
-            return [
-                RegisteredKey(
-                    k["key_id"], k["clinician"], base64.b64decode(k["public_key"]), k["registered_at"]
-                )
-                for k in listed
-            ]
+            return [_registered(entry) for entry in listed]
         except (ValueError, TypeError, KeyError, AttributeError):
             raise InvalidInput("is not a list of keys (see docs/bundle-format.md)", file=where) from None
 
@@ -410,6 +405,17 @@ class BundleSource:
                           f"store head it recorded (seq {source['head_seq']}); this one holds seq "
                           f"{events['first_seq']}..{events['last_seq']}")  # fmt: skip
         yield from _unpinned(self.manifest["files"], result.pinned)
+        yield from self._keys_listed(result)
+
+    def _keys_listed(self, result: Verification) -> Iterator[Finding]:
+        """keys.json agrees with the key events in range (those before it are taken from keys.json)."""
+        first = self.manifest["events"]["first_seq"]
+        listed = {k.key_id: (k.clinician, k.seq) for k in self.public_keys() if k.seq >= first}
+        chained = {key: found for key, found in result.registered.items() if found[1] >= first}
+        for key in sorted(set(listed) | set(chained)):
+            if listed.get(key) != chained.get(key):
+                yield Finding(None, None, f"{KEYS} and the key events disagree about key {key[:12]}… "
+                              f"(listed: {listed.get(key)}, in the chain: {chained.get(key)})")  # fmt: skip
 
     def _files_hold(self) -> Iterator[Finding]:
         published = published_schemas()
@@ -420,6 +426,24 @@ class BundleSource:
             if name.startswith("schemas/") and published.get(actual) != name.removeprefix("schemas/"):
                 yield Finding(None, None, f"{name} is not a schema cdss published (its sha256 is "
                               f"{actual[:12]}…; see docs/bundle-format.md)")  # fmt: skip
+
+
+def _registered(entry: dict[str, Any]) -> RegisteredKey:
+    """One entry of ``keys.json``; without ``seq`` (older bundles) it stands before the chain."""
+    public = base64.b64decode(entry["public_key"], validate=True)
+    return RegisteredKey(
+        key_id=str(entry["key_id"]),
+        clinician=str(entry["clinician"]),
+        public_key=public,
+        registered_at=str(entry["registered_at"]),
+        name=str(entry.get("name", "")),
+        administrator=entry.get("administrator", False) is True,
+        seq=int(entry.get("seq", 0)),
+        endorsed_by=entry.get("endorsed_by"),
+        retired_at=entry.get("retired_at"),
+        retired_seq=entry.get("retired_seq"),
+        retired_reason=entry.get("retired_reason"),
+    )
 
 
 def _unpinned(files: Iterable[str], pinned: set[tuple[str, str]]) -> Iterator[Finding]:

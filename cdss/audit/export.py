@@ -19,7 +19,6 @@ in ``docs/bundle-format.md``; reading a bundle is ``cdss.audit.bundle``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
@@ -77,15 +76,7 @@ def export(
         (work / "schemas").mkdir()
         for name in SCHEMAS:
             shutil.copyfile(schema_path(name), work / "schemas" / name)
-        keys = [
-            {
-                "key_id": k.key_id,
-                "clinician": k.clinician,
-                "public_key": base64.b64encode(k.public_key).decode(),
-                "registered_at": k.registered_at,
-            }
-            for k in source.public_keys()
-        ]
+        keys = [key.to_json() for key in source.public_keys()]
         (work / KEYS).write_text(json.dumps(keys, indent=2) + "\n", encoding="utf-8")
         manifest = {
             "format": FORMAT,

@@ -68,6 +68,8 @@ class Verification:
     anchors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What the source adds to the summary (a bundle's files, a store's physical check)."""
+    registered: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Every key the chain registered (and any listed before its range): key id -> (clinician, seq)."""
     pinned: set[tuple[str, str]] = field(default_factory=set)
     """Every checklist (id, version) a session in the range was pinned to, found or not."""
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cdss.audit.keyring import KeyUse
 from cdss.audit.stored import payload
 from cdss.catalog import content_hash
 from cdss.errors import CdssError
@@ -31,6 +32,7 @@ from cdss.session import answer_problem
 from cdss.store import signature_holds
 
 if TYPE_CHECKING:
+    from cdss.audit.keyring import Keyring
     from cdss.audit.sources import Source
     from cdss.audit.trust import TrustedKeys
     from cdss.checklist import Checklist
@@ -62,19 +64,15 @@ class _Trail:
     completion: tuple[str, str, str] | None = None
     """The completion's (hash, actor, at), once completed."""
     signed: bool = False
+    must_sign: int | None = None
+    """The completion's seq, while it awaits the signature ``require-signatures`` asked for."""
 
 
 class SessionRules:
     """The state of every session seen so far, and the rules each next event must keep."""
 
-    def __init__(
-        self,
-        source: Source,
-        keys: dict[str, tuple[str, bytes]],
-        note: Note,
-        trusted: TrustedKeys | None = None,
-    ):
-        self.source, self.keys, self.note, self.trusted = source, keys, note, trusted
+    def __init__(self, source: Source, keyring: Keyring, note: Note, trusted: TrustedKeys | None = None):
+        self.source, self.keyring, self.note, self.trusted = source, keyring, note, trusted
         self.trails: dict[str, _Trail] = {}
         self.plans: dict[tuple[Any, ...], _Plan | str] = {}
         self.checklists: dict[tuple[str, str, str], Checklist | str] = {}
@@ -117,6 +115,8 @@ class SessionRules:
                 self.note(seq, session, f"completed with {len(missing)} applicable item(s) unanswered: "
                           f"{', '.join(missing[:5])}")  # fmt: skip
             trail.status, trail.completion = "completed", (event["hash"], event["actor"], event["at"])
+            if self.keyring.signatures_required():
+                trail.must_sign = seq
         elif kind == "session-abandoned":
             if trail.status != "open":
                 self.note(seq, session, f"abandoned after it was {trail.status}")
@@ -174,20 +174,18 @@ class SessionRules:
             expected = "completed checklist {} version {} for subject {}".format(*trail.started)
             if data["meaning"] != expected:
                 self.note(seq, session, f"signature meaning {data['meaning']!r} is not {expected!r}")
-        trail.signed = True
+        trail.signed, trail.must_sign = True, None
         if self.trusted is not None:
             outside = self.trusted.problem(data["key"], actor, "signed")
             if outside:
                 self.note(seq, session, outside)
-        registered = self.keys.get(data["key"])
+        signed = payload(data["signs"], data["name"], data["meaning"], event["at"])
+        registered = self.keyring.key_for(data["key"], KeyUse(seq, session, actor, data["signature"], signed))
         if registered is None:
-            self.note(seq, session, f"signed with key {data['key'][:12]}…, which is not registered")
-            return
-        clinician, public_key = registered
-        if clinician != actor:
-            self.note(seq, session, f"signed by {actor} with a key registered to {clinician}")
-        if signature_holds(public_key, data["signature"], payload(data["signs"], data["name"],
-                                                                  data["meaning"], event["at"])):  # fmt: skip
+            return  # judged when its key is registered, or at the end
+        if registered.clinician != actor:
+            self.note(seq, session, f"signed by {actor} with a key registered to {registered.clinician}")
+        if signature_holds(registered.public_key, data["signature"], signed):
             self.signatures += 1
         else:
             self.note(seq, session, "signature does not verify with the registered key")
@@ -247,8 +245,11 @@ class SessionRules:
     def finish(self, sessions: dict[str, int], mine: Callable[[str], bool]) -> None:
         """The checks that need the whole pass: amendments' targets, the bundle's selected sessions."""
         self._check_amendments()
-        for trail in self.trails.values():
+        for session, trail in self.trails.items():
             sessions[trail.status] = sessions.get(trail.status, 0) + 1
+            if trail.must_sign is not None:
+                self.note(trail.must_sign, session, "completed without a signature while require-signatures "
+                          "was on")  # fmt: skip
         for session in sorted(self.source.selected or ()):
             if not mine(session):
                 continue

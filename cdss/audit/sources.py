@@ -55,7 +55,9 @@ class Source(Protocol):
         """The stored hash of the event at ``seq``, when the source holds it (for ``--against``)."""
         ...
 
-    def public_keys(self) -> list[RegisteredKey]: ...
+    def public_keys(self) -> list[RegisteredKey]:
+        """The keys as the source lists them; those before its range (``seq`` < ``first_seq``) are trusted."""
+        ...
 
     def checklist(self, checklist_id: str, version: str) -> Checklist:
         """The checklist version sessions were pinned to; raises ``CdssError`` when missing."""

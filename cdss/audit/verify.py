@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdss.audit.findings import MAX_FINDINGS, Anchor, Finding, Verification
+from cdss.audit.keyring import Keyring
 from cdss.audit.rules import SessionRules
 from cdss.audit.sources import Source
 from cdss.audit.stored import body_digest, hints, owner, parse, reference_digest
 from cdss.audit.trust import TrustedKeys
 from cdss.catalog import schema_path
-from cdss.events import schema_problems
-from cdss.store import key_id
+from cdss.events import STORE_TYPES, schema_problems
 
 MAX_WORKERS = 8
 """Processes a verification is split across, at most (by default one per CPU)."""
@@ -66,7 +66,6 @@ class _Pass:
         self,
         source: Source,
         anchors: Iterable[Anchor],
-        keys: dict[str, tuple[str, bytes]],
         part: int = 0,
         parts: int = 1,
         *,
@@ -76,7 +75,9 @@ class _Pass:
         self.result = Verification(source.name)
         self.contract = schema_problems
         self.cross_checked: set[str] = set()
-        self.rules = SessionRules(source, keys, self.note, trusted)
+        self.keyring = Keyring(self.note, reports=part == 0, trusted=trusted)
+        self.keyring.seed([k for k in source.public_keys() if k.seq < source.first_seq])
+        self.rules = SessionRules(source, self.keyring, self.note, trusted)
         self.next_seq = source.first_seq
         self.prev: str | None = source.first_prev
         self.anchors: dict[int, list[Anchor]] = {}
@@ -103,11 +104,17 @@ class _Pass:
             anchors = self.anchors.pop(expected, ()) if self.anchors else ()
             if parts == 1 or owner(session_hint, parts) == part:
                 self._take(expected, text, columns, session_hint, prev=prev, anchors=anchors)
+            elif session_hint is None:
+                self._fold(expected, text)
         result.events = self.next_seq - first
         if result.events:
             result.last_seq, result.head = self.next_seq - 1, self.prev
         self.rules.finish(result.sessions, lambda session: owner(session, parts) == part)
-        result.signatures, result.amendments = self.rules.signatures, self.rules.amendments
+        self.keyring.finish()
+        result.signatures = self.rules.signatures + self.keyring.late_signatures
+        result.amendments = self.rules.amendments
+        result.keys, result.notes = len(self.keyring.ledger.keys), self.keyring.setting_notes
+        result.registered = {k.key_id: (k.clinician, k.seq) for k in self.keyring.ledger.keys.values()}
         result.amended_after_signing = len(self.rules.amended_after_signing)
         return _Part(result, self.cross_checked, self.rules.found_checklists(), self.rules.pinned())
 
@@ -144,10 +151,22 @@ class _Pass:
             if stored_hash != anchor.hash:
                 self.note(expected, session, f"differs from the event {anchor.source} recorded at this seq")
         if well_formed:
-            try:  # noqa: SIM105 — contextlib.suppress would cost an object per event
-                self.rules.follow(event, expected)
+            try:
+                if event["type"] in STORE_TYPES:
+                    self.keyring.take(event, expected)
+                else:
+                    self.rules.follow(event, expected)
             except (KeyError, TypeError, AttributeError, IndexError):
                 pass  # not the schema's shape after all: the schema check has reported it
+
+    def _fold(self, seq: int, text: Any) -> None:
+        """Another process checks this store event; this one only keeps its keys and settings current."""
+        try:
+            event = parse(text)
+            if isinstance(event, dict) and event.get("type") in STORE_TYPES and not self.contract(event):
+                self.keyring.take(event, seq)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            pass  # process 0 reports it
 
     def _check_content(self, seq: int, event: dict[str, Any], text: str) -> bool:
         """The schema and the event's own hash; True when it follows the schema."""
@@ -189,21 +208,18 @@ def verify(
     ``trusted`` keys, every signer outside them is a finding.
     """
     anchors = tuple(anchors)
-    keys, key_findings = _registered_keys(source)
     parts = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
     if parts == 1:
-        found = [_Pass(source, anchors, keys, trusted=trusted).run()]
+        found = [_Pass(source, anchors, trusted=trusted).run()]
     else:
         pool = ProcessPoolExecutor(max_workers=parts - 1)
         try:
-            others = [
-                pool.submit(_run_part, source, anchors, keys, (k, parts), trusted) for k in range(1, parts)
-            ]
-            mine = _Pass(source, anchors, keys, 0, parts, trusted=trusted).run()
+            others = [pool.submit(_run_part, source, anchors, (k, parts), trusted) for k in range(1, parts)]
+            mine = _Pass(source, anchors, 0, parts, trusted=trusted).run()
             found = [mine, *(o.result() for o in others)]
         finally:
             pool.shutdown(cancel_futures=True)
-    result = _merged(found, key_findings, len(keys))
+    result = _merged(found)
     from cdss.audit.against import place
 
     result.keep(place(result, anchors, source))
@@ -214,40 +230,16 @@ def verify(
 def _run_part(
     source: Source,
     anchors: tuple[Anchor, ...],
-    keys: dict[str, tuple[str, bytes]],
     share: tuple[int, int],
     trusted: TrustedKeys | None,
 ) -> _Part:
     try:
-        return _Pass(source, anchors, keys, *share, trusted=trusted).run()
+        return _Pass(source, anchors, *share, trusted=trusted).run()
     finally:
         source.close()
 
 
-def _registered_keys(source: Source) -> tuple[dict[str, tuple[str, bytes]], list[Finding]]:
-    """The usable keys by id, as (clinician, raw public key); and what is wrong with the others."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    keys: dict[str, tuple[str, bytes]] = {}
-    findings = []
-    for key in source.public_keys():
-        if key_id(key.public_key) != key.key_id:
-            findings.append(
-                Finding(None, None, f"registered key {key.key_id[:12]}… is not the sha256 of its public key")
-            )
-            continue
-        try:
-            Ed25519PublicKey.from_public_bytes(key.public_key)
-        except ValueError:
-            findings.append(
-                Finding(None, None, f"registered key {key.key_id[:12]}… is not an Ed25519 public key")
-            )
-            continue
-        keys[key.key_id] = (key.clinician, key.public_key)
-    return keys, findings
-
-
-def _merged(parts: list[_Part], key_findings: list[Finding], keys: int) -> Verification:
+def _merged(parts: list[_Part]) -> Verification:
     """One verification from its parts: every part saw every row, each checked its own sessions."""
     first = parts[0].result
     result = Verification(
@@ -257,12 +249,14 @@ def _merged(parts: list[_Part], key_findings: list[Finding], keys: int) -> Verif
         last_seq=first.last_seq,
         head=first.head,
         first_hash=first.first_hash,
-        keys=keys,
+        keys=first.keys,
+        notes=first.notes,
+        registered=first.registered,
         checklists=len(set().union(*(part.checklists for part in parts))),
         schema_cross_checked=len(set().union(*(part.cross_checked for part in parts))),
         pinned=set().union(*(part.pinned for part in parts)),
     )
-    findings = key_findings + [finding for part in parts for finding in part.result.findings]
+    findings = [finding for part in parts for finding in part.result.findings]
     findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
     result.keep(findings)
     for part in parts:

@@ -64,6 +64,8 @@ REQUIRE_SIGNATURES = "require-signatures"
 """Setting: when on, a session completes only together with a signature."""
 SUBJECT_PATTERN = "subject-pattern"
 """Setting: the pattern (ECMA-262, whole string) a subject reference must match."""
+MIGRATION_ACTOR = "cdss-migration"
+"""The actor of the key events a migration wrote for keys kept outside the chain before format 2."""
 
 
 def _defaults() -> dict[str, str]:

@@ -65,7 +65,7 @@ class Ledger:
         """Take one event (JSON) into account; events other than store events are ignored."""
         kind, data = event.get("type"), event.get("data", {})
         if kind == "key-registered":
-            public = _public_key(data["public_key"]) or b""
+            public = public_key(data["public_key"]) or b""
             self.keys[data["key_id"]] = RegisteredKey(
                 key_id=data["key_id"],
                 clinician=data["clinician"],
@@ -116,7 +116,7 @@ class Ledger:
 
     def _registration(self, body: dict[str, Any], data: dict[str, Any]) -> str | None:
         clinician, new = data["clinician"], data["key_id"]
-        public = _public_key(data["public_key"])
+        public = public_key(data["public_key"])
         if public is None or key_id(public) != new:
             return f"key id {new[:12]}… is not the sha256 of an Ed25519 public key given with it"
         if new in self.keys:
@@ -172,7 +172,8 @@ class Ledger:
         return None
 
 
-def _public_key(text: Any) -> bytes | None:
+def public_key(text: Any) -> bytes | None:
+    """A raw Ed25519 public key from its base64 text, or None when it is not one."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError, TypeError):

@@ -29,7 +29,7 @@ from typing import Any
 
 from cdss.errors import CdssError, IntegrityError, StoreError
 from cdss.events import GENESIS, Event, parse_event, seal
-from cdss.store import DEFAULTS, Check, DraftSource, RegisteredKey, SessionRow, StoredRow
+from cdss.store import DEFAULTS, MIGRATION_ACTOR, Check, DraftSource, RegisteredKey, SessionRow, StoredRow
 from cdss.store.ledger import Admission, Ledger
 from cdss.store.wal import (
     APPLICATION_ID,
@@ -73,7 +73,6 @@ _SCHEMA_1 = (
     "INSERT INTO meta (key, value) VALUES ('application', 'cdss')",
 )
 
-MIGRATION_ACTOR = "cdss-migration"
 """The actor of the events migration 2 writes for keys and settings recorded before they were events."""
 
 
