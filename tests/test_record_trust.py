@@ -384,6 +384,11 @@ def test_a_damaged_index_hides_no_session(env: dict[str, str], store_path: Path)
     with SqliteStore(store_path, read_only=True) as store:
         assert any("events_by_type" in problem for problem in store.integrity())
         assert sum(count for _, count in store.figures("9999")["status"]) == 2
+    verified = cdss(env, "audit", "verify")
+    assert verified.returncode == 1
+    assert (
+        "the store is damaged outside the chain:" in verified.stdout and "events_by_type" in verified.stdout
+    )
 
 
 def test_run_refuses_a_store_that_fails_its_quick_check(

@@ -139,7 +139,9 @@ class StoreSource:
         return seq, hash_, at
 
     def after(self, result: Verification) -> Iterable[Finding]:
-        return ()
+        """Damage the chain cannot see (a page, an index), which listings and reports would read."""
+        return [Finding(None, None, f"the store is damaged outside the chain: {problem}")
+                for problem in self.store.integrity()]  # fmt: skip
 
     def checklist(self, checklist_id: str, version: str) -> Checklist:
         if self._catalog is None:
