@@ -64,7 +64,12 @@ class Source(Protocol):
         ...
 
     def after(self, result: Verification) -> Iterable[Finding]:
-        """Source-specific checks once the pass is over (a bundle's manifest, a store's file)."""
+        """Source-specific checks once the pass is over (a bundle's manifest)."""
+        ...
+
+    def damage(self) -> list[Finding]:
+        """Damage below the events (a store file's pages and indexes), which listings and reports
+        would read. Runs in a thread beside the pass, so it opens its own connection."""
         ...
 
     def close(self) -> None: ...
@@ -139,9 +144,17 @@ class StoreSource:
         return seq, hash_, at
 
     def after(self, result: Verification) -> Iterable[Finding]:
-        """Damage the chain cannot see (a page, an index), which listings and reports would read."""
-        return [Finding(None, None, f"the store is damaged outside the chain: {problem}")
-                for problem in self.store.integrity()]  # fmt: skip
+        return ()
+
+    def damage(self) -> list[Finding]:
+        store = open_audited(self.location)
+        try:
+            found = store.integrity()
+        finally:
+            store.close()
+        return [
+            Finding(None, None, f"the store is damaged outside the chain: {problem}") for problem in found
+        ]
 
     def checklist(self, checklist_id: str, version: str) -> Checklist:
         if self._catalog is None:

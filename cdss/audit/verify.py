@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -210,11 +211,15 @@ def verify(
     anchors = tuple(anchors)
     parts = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS))
     if parts == 1:
+        damage = _Beside(source.damage)
         found = [_Pass(source, anchors, trusted=trusted).run()]
     else:
         pool = ProcessPoolExecutor(max_workers=parts - 1)
         try:
             others = [pool.submit(_run_part, source, anchors, (k, parts), trusted) for k in range(1, parts)]
+            damage = _Beside(
+                source.damage
+            )  # only once the workers exist: never fork beside a thread in SQLite
             mine = _Pass(source, anchors, 0, parts, trusted=trusted).run()
             found = [mine, *(o.result() for o in others)]
         finally:
@@ -224,7 +229,34 @@ def verify(
 
     result.keep(place(result, anchors, source))
     result.keep(list(source.after(result)))
+    result.keep(damage.result())
     return result
+
+
+class _Beside(threading.Thread):
+    """A check run in a thread beside the pass: SQLite's own checks release the GIL while they work.
+
+    A daemon, so an interrupted verification exits at once instead of waiting for it.
+    """
+
+    def __init__(self, check: Callable[[], list[Finding]]):
+        super().__init__(daemon=True, name="cdss-verify-beside")
+        self._check = check
+        self._found: list[Finding] = []
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._found = self._check()
+        except BaseException as error:  # handed to the caller's thread by result()
+            self._error = error
+
+    def result(self) -> list[Finding]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
 
 
 def _run_part(
