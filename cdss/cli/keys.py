@@ -17,11 +17,19 @@ from cdss.cli.app import JsonOutput, app
 from cdss.cli.audit import audit
 from cdss.cli.render import line, print_json
 from cdss.cli.sessions import StorePath, open_existing, passphrase, unlock_key
-from cdss.store.location import shown
 
 if TYPE_CHECKING:
     from cdss.keys import SigningKey
     from cdss.store import Store
+
+
+def shown(store: Store) -> str:
+    """``cdss.store.location.shown``, imported only when a key command runs: importing the store
+    package loads the event models, which `cdss list` and `--help` should not wait for."""
+    from cdss.store.location import shown as named
+
+    return named(store)
+
 
 keys_app = typer.Typer(name="keys", help="Clinicians' signing keys, registered in the store's chain.")
 app.add_typer(keys_app)
