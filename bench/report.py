@@ -60,10 +60,10 @@ def main() -> None:
         generate(partial, args.events, checklist)
         partial.rename(store)
     cdss = str(Path(sys.executable).parent / "cdss")
-    baseline_seconds, base = timed([sys.executable, "-c", BASELINE, str(store)])
+    baseline_seconds, _, base = timed([sys.executable, "-c", BASELINE, str(store)])
     if base.returncode != 0:
         raise SystemExit(base.stderr)
-    report_seconds, done = timed([cdss, "audit", "report", "--store", str(store)])
+    report_seconds, _, done = timed([cdss, "audit", "report", "--store", str(store)])
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     print(f"hand-written SQL aggregates: {baseline_seconds:7.2f} s")

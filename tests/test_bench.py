@@ -1,0 +1,32 @@
+"""The README's benchmark commands still run: a benchmark that crashes measures nothing.
+
+Run on a small generated store in a private cache folder; no timing is asserted,
+only that each prints its ratio and exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        ["verify.py", "--events", "600", "--rounds", "1"],
+        ["report.py", "--events", "600"],
+    ],
+)
+def test_the_store_benchmarks_run_and_print_their_ratio(script: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script[0]), *script[1:]], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ratio:" in done.stdout
