@@ -115,7 +115,9 @@ def answer_problem(
         return f"status {status!r} is not one of {', '.join(STATUSES)}"
     codes = [r.code for r in checklist.reasons]
     if status != "not-done":
-        return "a reason is given only for not-done" if reason or reason_text else None
+        # Present but empty is still present: "" would otherwise pass here and fail when recorded.
+        given = reason is not None or reason_text is not None
+        return "a reason is given only for not-done" if given else None
     if reason is None:
         return f"not-done needs a reason, one of: {', '.join(codes)}"
     if reason not in codes:
@@ -125,7 +127,7 @@ def answer_problem(
         if not text:
             return f"reason {REASON_NEEDING_TEXT!r} needs a short text"
         return free_text_problem(text, "the reason text")
-    elif reason_text:
+    elif reason_text is not None:
         return f"a reason text is given only with reason {REASON_NEEDING_TEXT!r}"
     return None
 

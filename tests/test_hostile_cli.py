@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, cdss_command, fill
@@ -366,6 +366,8 @@ ANSWERS = st.dictionaries(
 
 @settings(max_examples=40, deadline=None)
 @given(ANSWERS)
+@example({"setting-confirmed": {"status": "done", "reason_text": ""}})  # once passed the check, then exit 3
+@example({"setting-confirmed": {"status": "not-done", "reason": "deferred", "reason_text": ""}})
 def test_an_answers_file_either_fails_whole_or_records_whole(answers: dict[str, object]) -> None:
     from tests.audit_records import cli
 
