@@ -54,6 +54,17 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "records.sqlite3"
 
 
+def new_store(path: Path) -> Path:
+    """An empty store at ``path``, as ``cdss store init PATH`` makes one.
+
+    Only ``cdss run`` and ``cdss store init`` create a store; keys and settings need one.
+    """
+    from cdss.store.location import open_store
+
+    open_store(str(path), create=True).close()
+    return path
+
+
 def mount_small_disk(folder: Path, size: str) -> bool:
     """A real, small tmpfs at ``folder`` (cdss tests run as root, in CI too); False when mounting is not allowed."""
     import subprocess

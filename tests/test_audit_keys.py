@@ -20,7 +20,7 @@ from cdss.events import Completed, Draft, Signed, seal
 from cdss.session import Session, signed_payload
 from cdss.store.sqlite import open_store
 from tests.audit_records import CATALOG_FOLDER, Plan, catalog, cli, record, tamper
-from tests.conftest import cdss_command
+from tests.conftest import cdss_command, new_store
 
 PASSPHRASE = "correct horse battery"
 
@@ -66,6 +66,7 @@ def completion_and_signature(store: Path, session_id: str, key: keys.SigningKey)
 
 def test_a_second_key_for_a_clinician_and_its_signatures_are_named(store_path: Path, tmp_path: Path) -> None:
     """Issue 11, 1: someone registers a second key as dr-lee and signs with it."""
+    new_store(store_path)
     assert (
         cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path)) == 0
     )
@@ -146,6 +147,7 @@ def test_a_retired_key_cannot_sign_later(store_path: Path) -> None:
 
 
 def test_keys_and_settings_verify_in_a_bundle_too(store_path: Path, tmp_path: Path) -> None:
+    new_store(store_path)
     assert (
         cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path)) == 0
     )

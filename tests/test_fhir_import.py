@@ -253,6 +253,7 @@ def test_a_store_that_requires_signatures_refuses_an_unsigned_import_before_writ
     exported: dict[str, Any], tmp_path: Path
 ) -> None:
     store = tmp_path / "records.sqlite3"
+    cdss("store", "init", str(store))
     cdss("audit", "require-signatures", "on", "--clinician", "dr-lee", "--store", str(store))
     with SqliteStore(store) as opened:
         before = opened.head()
@@ -283,6 +284,7 @@ def test_import_with_sign_signs_the_completion_in_a_store_that_requires_it(
 ) -> None:
     monkeypatch.setenv("CDSS_PASSPHRASE", "correct horse battery")
     store = tmp_path / "records.sqlite3"
+    cdss("store", "init", str(store))
     cdss("keys", "init", "--clinician", "dr-lee", "--name", "Dr Example Lee", "--store", str(store))
     cdss("audit", "require-signatures", "on", "--clinician", "dr-lee", "--store", str(store))
     path = write(tmp_path / "r.json", exported)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import EXAMPLES, cdss_command, fill
+from tests.conftest import EXAMPLES, cdss_command, fill, new_store
 
 CHECKLISTS = ["--checklists", str(EXAMPLES / "valid")]
 SUBJECT = "S-7F3K2M9Q1"
@@ -285,8 +285,12 @@ def test_a_full_disk_during_run_records_nothing_and_says_so_in_one_line(
     assert code == 0, out + err
 
 
-def test_a_full_disk_during_keys_init_leaves_no_key_files(full_disk: Path) -> None:
+def test_a_full_disk_during_keys_init_leaves_no_key_files(
+    full_disk: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    store = new_store(tmp_path_factory.mktemp("store") / "records.sqlite3")
     env = {**os.environ, "HOME": str(full_disk), "XDG_CONFIG_HOME": str(full_disk / ".config")}
+    env["CDSS_STORE"] = str(store)
     env["CDSS_PASSPHRASE"] = "long enough passphrase"
     code, _, err = cdss("keys", "init", "--clinician", "dr-lee", "--name", "Lee L.", env=env)
     assert code == 1

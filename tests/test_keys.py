@@ -16,6 +16,7 @@ from cdss.errors import InvalidInput, NotFound, UsageError
 from cdss.store import REQUIRE_SIGNATURES
 from cdss.store.sqlite import open_store
 from tests.audit_records import CATALOG_FOLDER, Plan, catalog, cli, record
+from tests.conftest import new_store
 
 PASSPHRASE = "correct horse battery"
 ANSWERS = {
@@ -47,6 +48,7 @@ def run_walk(store: Path, answers: Path, *extra: str) -> int:
 def test_init_writes_an_encrypted_private_key_and_registers_it(
     store_path: Path, passphrase: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    new_store(store_path)
     assert (
         cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path)) == 0
     )
@@ -68,6 +70,7 @@ def test_init_writes_an_encrypted_private_key_and_registers_it(
 def test_a_signed_run_shows_the_manifestation_and_verifies(
     store_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    new_store(store_path)
     cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path))
     assert cli("audit", "require-signatures", "on", "--clinician", "dr-lee", "--store", str(store_path)) == 0
     capsys.readouterr()
@@ -96,6 +99,7 @@ def test_wrong_passphrase_and_unknown_key_write_nothing(
     store_path: Path, answers: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
+    new_store(store_path)
     cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(store_path))
     capsys.readouterr()
     monkeypatch.setenv("CDSS_PASSPHRASE", "not the passphrase")
@@ -145,7 +149,7 @@ def test_without_a_terminal_or_passphrase_the_missing_piece_is_named(
 def test_a_key_not_registered_in_this_store_is_refused_then_registered(
     tmp_path: Path, passphrase: str, answers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first, second = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    first, second = new_store(tmp_path / "a.sqlite3"), tmp_path / "b.sqlite3"
     cli("keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee", "--store", str(first))
     assert run_walk(second, answers, "--sign") == 1
     assert "is not registered in" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from cdss.events import IDENTIFIER, SCHEMA_ID, TEXT, matches, schema_problems
 from cdss.session import Session
 from cdss.store.sqlite import SqliteStore, open_store
 from cdss.subject import check_character, is_code, new_code
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, new_store
 
 CDSS = str(Path(sys.executable).with_name("cdss"))
 FOLDERS = ["--checklists", str(EXAMPLES / "valid")]
@@ -141,6 +141,7 @@ def _home(tmp_path: Path, env: dict[str, str], name: str) -> dict[str, str]:
 def test_a_second_key_for_a_clinician_is_refused(
     env: dict[str, str], tmp_path: Path, store_path: Path
 ) -> None:
+    new_store(store_path)
     alice = _home(tmp_path, env, "alice")
     mallory = _home(tmp_path, env, "mallory")
     assert cdss(alice, "keys", "init", "--clinician", "dr-alice", "--name", "Alice A.").returncode == 0
@@ -156,6 +157,7 @@ def test_a_second_key_for_a_clinician_is_refused(
 def test_rotation_retires_the_old_key_in_the_same_transaction(
     env: dict[str, str], tmp_path: Path, store_path: Path
 ) -> None:
+    new_store(store_path)
     alice = _home(tmp_path, env, "alice")
     assert cdss(alice, "keys", "init", "--clinician", "dr-alice", "--name", "Alice A.").returncode == 0
     done = cdss(alice, "keys", "init", "--clinician", "dr-alice", "--name", "Alice A.", "--rotate")
@@ -171,6 +173,7 @@ def test_rotation_retires_the_old_key_in_the_same_transaction(
 def test_administrators_endorse_keys_and_settings(
     env: dict[str, str], tmp_path: Path, store_path: Path
 ) -> None:
+    new_store(store_path)
     admin = _home(tmp_path, env, "admin")
     other = _home(tmp_path, env, "other")
     assert (
@@ -187,7 +190,30 @@ def test_administrators_endorse_keys_and_settings(
     assert changed[0]["data"]["endorsed_by"] is not None
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "init", "--clinician", "dr-lee", "--name", "Lee L."],
+        ["audit", "require-signatures", "on", "--clinician", "dr-lee"],
+        ["audit", "subject-pattern", "default", "--clinician", "dr-lee"],
+    ],
+)
+def test_keys_and_settings_never_create_a_store(
+    env: dict[str, str], tmp_path: Path, store_path: Path, command: list[str]
+) -> None:
+    """Only `cdss run` (with its first session) and `cdss store init` create a store."""
+    home = _home(tmp_path, env, "lee")
+    done = cdss(home, *command)
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr and "cdss store init" in done.stderr
+    assert not store_path.exists()
+    assert not list((tmp_path / "lee").rglob("*.pem"))
+    assert cdss(home, "store", "init", str(store_path)).returncode == 0
+    assert cdss(home, *command).returncode == 0
+
+
 def test_switching_signatures_off_and_on_is_in_the_chain(env: dict[str, str], store_path: Path) -> None:
+    new_store(store_path)
     for state in ("off", "on", "off"):
         assert cdss(env, "audit", "require-signatures", state, "--clinician", "dr-lee").returncode == 0
     changed = [(e["seq"], e["data"]["value"]) for e in events(store_path) if e["type"] == "setting-changed"]
@@ -437,6 +463,7 @@ def test_personal_data_cannot_be_a_subject(
 def test_a_clinic_sets_its_own_pattern_in_the_chain(
     env: dict[str, str], tmp_path: Path, store_path: Path
 ) -> None:
+    new_store(store_path)
     assert cdss(env, "audit", "subject-pattern", "[A-Z]{3}-[0-9]{4}", "--clinician", "qa-kim").returncode == 0
     refused = cdss(env, "audit", "subject-pattern", ".*", "--clinician", "qa-kim")
     assert refused.returncode == 1 and "personal data" in refused.stderr

@@ -12,6 +12,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from tests.conftest import new_store
+
 EXAMPLES = Path(__file__).parent / "examples" / "valid"
 CDSS = str(Path(sys.executable).with_name("cdss"))
 FOLDERS = ["--checklists", str(EXAMPLES)]
@@ -155,6 +157,7 @@ def test_ctrl_c_at_a_passphrase_prompt_exits_130_and_writes_nothing(
     env = {**env, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env.pop("CDSS_PASSPHRASE", None)
     if command[0] == "run":  # a key to unlock, made without a prompt
+        new_store(store_path)
         made = subprocess.run(
             [CDSS, "keys", "init", "--clinician", "dr-lee", "--name", "Dr A. Lee"],
             env={**env, "CDSS_PASSPHRASE": "correct horse battery"},

@@ -73,12 +73,13 @@ def keys_init(
 
     check_clinician(clinician)
     keys.printed_name(name)
-    # Everything is asked for before the store is opened (or created); a store cdss cannot
-    # use is refused before a key is made, and a key the store refuses is not kept.
+    # Everything is asked for before the store is opened; a store cdss cannot use (or that
+    # does not exist: only `cdss run` and `cdss store init` create one) is refused before a
+    # key is made, and a key the store refuses is not kept.
     old = unlock_key(clinician) if rotate else None
     endorser = _endorser(endorse_with)
     secret = passphrase(clinician, new=True)
-    with open_existing(store, create=True) as opened:
+    with open_existing(store) as opened:
         archived = keys.archive(clinician) if old is not None else []
         made = keys.create(clinician, name, secret)
         try:
@@ -108,7 +109,7 @@ def keys_register(
     from cdss import keys
 
     found = keys.info(clinician)
-    with open_existing(store, create=True) as opened:
+    with open_existing(store) as opened:
         written = keys.register(opened, found, administrator=administrator, endorser=_endorser(endorse_with))
     state = "registered" if written else "was already registered"
     line(f"key {found.key_id} for {found.name} ({clinician}) {state} in {shown(opened)}")
@@ -202,7 +203,7 @@ def require_signatures(
 
     if state not in ("on", "off"):
         raise UsageError(f"expected on or off, not {state!r}")
-    with open_existing(store, create=True) as opened:
+    with open_existing(store) as opened:
         _change(opened, REQUIRE_SIGNATURES, state, clinician)
     line(f"signatures {'required' if state == 'on' else 'not required'} to complete a session")
 
@@ -225,7 +226,7 @@ def subject_pattern(
     from cdss.subject import DEFAULT_PATTERN
 
     value = DEFAULT_PATTERN if pattern == "default" else pattern
-    with open_existing(store, create=True) as opened:
+    with open_existing(store) as opened:
         _change(opened, SUBJECT_PATTERN, value, clinician)
     line(f"subject references must now match {value}")
 

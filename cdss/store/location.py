@@ -94,7 +94,10 @@ def open_store(
 
     path = Path(resolved)
     if not create and not path.exists():
-        raise NotFound(f"store {path} does not exist: no sessions have been recorded there")
+        raise NotFound(
+            f"store {path} does not exist: no sessions have been recorded there "
+            f"(`cdss run` creates it with the first session, `cdss store init {path}` an empty one)"
+        )
     if read_only:
         return SqliteStore(path, read_only=True)
     if create and location is None and not os.environ.get(ENV_STORE) and not path.parent.exists():
