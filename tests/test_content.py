@@ -22,12 +22,14 @@ from typer.testing import CliRunner
 from cdss.catalog import Catalog, content_hash, read_lock, shipped_folder
 from cdss.checklist import Checklist, DocumentSource, Item, ReferenceSource, Section
 from cdss.cli.app import app
-from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
+from cdss.cli.main import register
 from cdss.design import looks_like_dose
 from cdss.errors import ContextError
 from cdss.plan import POPULATIONS as CLINIC_POPULATIONS
 from cdss.plan import PlannedItem, declare, nothing_extra_note, plan
 from cdss.validation import check_catalog
+
+register()  # every command, for CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEW = REPO / "docs" / "content-review.md"

@@ -9,8 +9,10 @@ import pytest
 import typer.main
 
 from cdss.cli.app import app
-from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
+from cdss.cli.main import register
 from tests.conftest import REPO
+
+register()  # every command, for CliRunner
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from cdss.catalog import Catalog, content_hash, read_lock, release, scan_folder
 from cdss.cli.app import app
-from cdss.cli.main import run as _registered  # noqa: F401  (registers every command)
+from cdss.cli.main import register
 from cdss.validation import check_file
 from tests.conftest import EXAMPLES, REPO, SEEDS, cdss_command
+
+register()  # every command, for CliRunner
 
 VALID = EXAMPLES / "valid" / "example-walk" / "1.0.0.json"
 VALID_2 = EXAMPLES / "valid" / "example-pauses" / "2.0.0.json"

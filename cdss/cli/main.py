@@ -13,21 +13,43 @@ file and the cause, and exit 1 (2 when it is how cdss was called).
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import typer
 
-from cdss.cli import audit, checklists, fhir, keys, sessions, store  # noqa: F401  (registers commands)
 from cdss.cli.app import app
 from cdss.cli.render import error
 from cdss.errors import CdssError, InvalidInput, UsageError
 
 UNEXPECTED = 3
 INTERRUPTED = 130
+
+COMMAND_MODULES = ("audit", "checklists", "fhir", "keys", "sessions", "store")
+"""The modules under ``cdss.cli`` whose import registers commands on ``app``."""
+_HOME: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("run", "resume", "sessions", "record", "amend", "abandon"), ("sessions",)),
+    **dict.fromkeys(("list", "show", "plan", "validate", "diff", "release"), ("checklists",)),
+    "audit": ("audit", "keys"),  # keys adds require-signatures and subject-pattern to audit
+    "keys": ("keys",),
+    "subject": ("keys",),
+    "store": ("store",),
+    "export": ("fhir",),
+    "import": ("fhir",),
+}
+"""Where each top-level command is registered (tests/test_cli_registration.py keeps it true)."""
+
+
+def register(argv: Sequence[str] | None = None) -> None:
+    """Register the commands ``argv`` can reach: only its top-level command's module, or every
+    module when it names none (``--help``, a typo). typer builds every registered command's
+    parameters before it runs one, which would make `cdss list` wait for some sixty."""
+    for name in _HOME.get(argv[0], COMMAND_MODULES) if argv else COMMAND_MODULES:
+        importlib.import_module(f"cdss.cli.{name}")
 
 
 def log_path() -> Path:
@@ -62,6 +84,7 @@ def run(argv: list[str] | None = None) -> None:
     if problem:
         error(problem)
         sys.exit(UsageError.exit_code)
+    register(sys.argv[1:] if argv is None else argv)
     guarded(lambda: app(args=argv, prog_name="cdss"))
 
 
