@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -191,6 +192,17 @@ def test_the_schema_copy_is_pinned_to_the_published_schema(bundle: Path) -> None
     done = verify(str(bundle))
     assert done.returncode == 1
     assert "schemas/event.schema.json is not a schema cdss published" in done.stdout
+
+
+@pytest.mark.parametrize("field", ["seq", "retired_seq"])
+def test_a_keys_file_entry_of_the_wrong_type_is_refused(bundle: Path, field: str) -> None:
+    """A key listed before the bundle's range is trusted as listed: its fields must be what they say."""
+    entry = {"key_id": "0" * 64, "clinician": "dr-lee", "public_key": base64.b64encode(bytes(32)).decode(),
+             "registered_at": "2026-01-01T00:00:00Z", "seq": 0, field: "7"}  # fmt: skip
+    rewrite(bundle, "keys.json", json.dumps([entry]).encode())
+    done = verify(str(bundle))
+    assert done.returncode == 1
+    assert "keys.json: is not a list of keys" in done.stdout + done.stderr
 
 
 def test_an_unpinned_checklist_file_is_refused(bundle: Path) -> None:

@@ -435,8 +435,18 @@ class BundleSource:
 
 
 def _registered(entry: dict[str, Any]) -> RegisteredKey:
-    """One entry of ``keys.json``; without ``seq`` (older bundles) it stands before the chain."""
+    """One entry of ``keys.json``; without ``seq`` (older bundles) it stands before the chain.
+
+    Types are checked here: a key before the bundle's range is trusted as listed, and a
+    ``retired_seq`` that is not a number would otherwise break the signature check silently.
+    """
     public = base64.b64decode(entry["public_key"], validate=True)
+    for name in ("seq", "retired_seq"):
+        if entry.get(name) is not None and type(entry[name]) is not int:
+            raise TypeError(name)
+    for name in ("endorsed_by", "retired_at", "retired_reason"):
+        if entry.get(name) is not None and type(entry[name]) is not str:
+            raise TypeError(name)
     return RegisteredKey(
         key_id=str(entry["key_id"]),
         clinician=str(entry["clinician"]),
