@@ -157,8 +157,11 @@ class _Pass:
                     self.keyring.take(event, expected)
                 else:
                     self.rules.follow(event, expected)
-            except (KeyError, TypeError, AttributeError, IndexError):
-                pass  # not the schema's shape after all: the schema check has reported it
+            except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+                # The event follows the schema, so this is other input (a bundle's keys, a checklist)
+                # that the rules could not use: fail closed rather than skip the event's checks.
+                kind = type(error).__name__
+                self.note(expected, session, f"could not be checked ({kind}); its checks were not made")
 
     def _fold(self, seq: int, text: Any) -> None:
         """Another process checks this store event; this one only keeps its keys and settings current."""
