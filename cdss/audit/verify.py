@@ -220,9 +220,8 @@ def verify(
         pool = ProcessPoolExecutor(max_workers=parts - 1)
         try:
             others = [pool.submit(_run_part, source, anchors, (k, parts), trusted) for k in range(1, parts)]
-            damage = _Beside(
-                source.damage
-            )  # only once the workers exist: never fork beside a thread in SQLite
+            # Only once the workers exist: never fork while a thread is inside SQLite.
+            damage = _Beside(source.damage)
             mine = _Pass(source, anchors, 0, parts, trusted=trusted).run()
             found = [mine, *(o.result() for o in others)]
         finally:
