@@ -67,7 +67,11 @@ def keys_init(
     endorse_with: EndorseWith = None,
     store: StorePath = None,
 ) -> None:
-    """Create your Ed25519 signing key (passphrase-protected) and register it in the store."""
+    """Create your Ed25519 signing key (passphrase-protected) and register it in the store.
+
+    The store must exist already: `cdss run` creates it with its first session, `cdss store
+    init PATH` creates an empty one.
+    """
     from cdss import keys
     from cdss.session import check_clinician
 
