@@ -141,16 +141,10 @@ print(count)
 
 
 def verify_ratio(server: object, events: int, rounds: int) -> None:
-    from verify import bench_checklist, cache_folder, generate  # type: ignore[import-not-found]
+    from verify import cached_store  # type: ignore[import-not-found]
 
-    folder = cache_folder()
-    checklist = bench_checklist(folder)
-    store = folder / f"verify-{events}.sqlite3"
-    if not store.exists():
-        partial = store.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        generate(partial, events, checklist)
-        partial.rename(store)
+    store = cached_store(events)
+    folder = store.parent
     url = server.new_database()  # type: ignore[attr-defined]
     cdss = str(Path(sys.executable).parent / "cdss")
     began = time.perf_counter()

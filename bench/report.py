@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from verify import bench_checklist, cache_folder, generate, timed  # type: ignore[import-not-found]  # run as a script beside it
+from verify import cached_store, timed  # type: ignore[import-not-found]  # run as a script beside it
 
 BASELINE = """
 import sqlite3, sys
@@ -51,14 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    folder = cache_folder()
-    checklist = bench_checklist(folder)
-    store = folder / f"verify-{args.events}.sqlite3"
-    if not store.exists():
-        partial = store.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        generate(partial, args.events, checklist)
-        partial.rename(store)
+    store = cached_store(args.events)
     cdss = str(Path(sys.executable).parent / "cdss")
     baseline_seconds, _, base = timed([sys.executable, "-c", BASELINE, str(store)])
     if base.returncode != 0:

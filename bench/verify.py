@@ -226,22 +226,30 @@ def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess
     return wall, cpu, done
 
 
+def cached_store(events: int, *, fresh: bool = False) -> Path:
+    """The generated store of ``events`` events in the cache folder, generated first when missing
+    (or ``fresh``); a run cut short leaves only a ``.partial`` file, never a short store."""
+    folder = cache_folder()
+    checklist = bench_checklist(folder)
+    store = folder / f"verify-{events}.sqlite3"
+    if fresh or not store.exists():
+        began = time.perf_counter()
+        partial = store.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        generate(partial, events, checklist)
+        partial.rename(store)
+        print(f"generated {store} in {time.perf_counter() - began:.1f} s")
+    return store
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each")
     parser.add_argument("--fresh", action="store_true", help="regenerate the cached store")
     args = parser.parse_args()
-    folder = cache_folder()
-    checklist = bench_checklist(folder)
-    store = folder / f"verify-{args.events}.sqlite3"
-    if args.fresh or not store.exists():
-        began = time.perf_counter()
-        partial = store.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        generate(partial, args.events, checklist)
-        partial.rename(store)
-        print(f"generated {store} in {time.perf_counter() - began:.1f} s")
+    store = cached_store(args.events, fresh=args.fresh)
+    folder = store.parent
     cdss = str(Path(sys.executable).parent / "cdss")
     command = [cdss, "audit", "verify", "--store", str(store), "--checklists", str(folder / "checklists")]
     baseline_runs, verify_runs, baseline_cpu, verify_cpu = [], [], [], []
