@@ -26,20 +26,10 @@ from cdss.fhir.bundle import checklist_questionnaire
 from cdss.plan import RunContext, accepted_populations, declare, plan
 from cdss.session import Session
 from cdss.store.sqlite import SqliteStore
-from tests.conftest import REPO
+from tests.conftest import CHROMIUM_FLAGS, REPO, chromium
 from tests.fhir_sessions import both_conditions_checklist, busiest_context, cdss, shipped
 
 CHECKLISTS = shipped()
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>cdss in LHC-Forms</title>
 <link href="lforms/webcomponent/styles.css" rel="stylesheet"></head>
@@ -101,7 +91,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = driver.chromium.launch(executable_path=chromium(), args=list(CHROMIUM_FLAGS))
         yield launched
         launched.close()
 
@@ -153,6 +143,18 @@ def contexts(checklist: Checklist) -> list[RunContext]:
     return [declare(checklist, route, chosen) for route, chosen in wanted]
 
 
+def shows_the_plan(
+    browser: Browser, site: str, questionnaire: dict[str, Any], checklist: Checklist, context: RunContext
+) -> None:
+    """LHC-Forms, with ``context`` set in its leading items, shows exactly the items `cdss plan` gives."""
+    page = open_form(browser, site, questionnaire)
+    try:
+        set_context(page, context)
+        assert shown_items(page, checklist) == [p.item.id for p in plan(checklist, context)], context
+    finally:
+        page.close()
+
+
 def test_lhc_forms_follows_a_condition_on_a_route_and_a_population(
     browser: Browser, site: str, tmp_path: Path
 ) -> None:
@@ -160,13 +162,7 @@ def test_lhc_forms_follows_a_condition_on_a_route_and_a_population(
     questionnaire = checklist_questionnaire(checklist)
     for route in ("intravenous", "intranasal-esketamine"):
         for populations in ([], ["older-adults"]):
-            context = declare(checklist, route, populations)
-            page = open_form(browser, site, questionnaire)
-            try:
-                set_context(page, context)
-                assert shown_items(page, checklist) == [p.item.id for p in plan(checklist, context)], context
-            finally:
-                page.close()
+            shows_the_plan(browser, site, questionnaire, checklist, declare(checklist, route, populations))
 
 
 @pytest.mark.parametrize("checklist", CHECKLISTS, ids=[c.ref for c in CHECKLISTS])
@@ -175,12 +171,7 @@ def test_lhc_forms_shows_exactly_the_plan_and_its_response_imports(
 ) -> None:
     questionnaire = checklist_questionnaire(checklist)
     for context in contexts(checklist):
-        page = open_form(browser, site, questionnaire)
-        try:
-            set_context(page, context)
-            assert shown_items(page, checklist) == [p.item.id for p in plan(checklist, context)], context
-        finally:
-            page.close()
+        shows_the_plan(browser, site, questionnaire, checklist, context)
 
     context = busiest_context(checklist)
     page = open_form(browser, site, questionnaire)

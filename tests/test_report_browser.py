@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 import zlib
@@ -11,22 +10,7 @@ from pathlib import Path
 from cdss.audit.html import CHART_COLOUR
 from cdss.cli.main import run
 from tests.audit_records import Plan, record
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "chromium is not installed; .ci/test installs it"
-    return found
+from tests.conftest import CHROMIUM_FLAGS, chromium
 
 
 def read_png(path: Path) -> tuple[int, int, list[bytes]]:
