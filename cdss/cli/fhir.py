@@ -76,13 +76,13 @@ def export_response(
 ) -> None:
     """Write a session as a FHIR Bundle: its QuestionnaireResponse and a Provenance per signature and
     amendment."""
-    from cdss.cli.sessions import _load, _open
+    from cdss.cli.sessions import load_session, open_existing
     from cdss.fhir import models
     from cdss.fhir.bundle import response_bundle
 
     models.require()
-    with _open(store) as opened:
-        bundle = response_bundle(_load(opened, session_id, checklists))
+    with open_existing(store) as opened:
+        bundle = response_bundle(load_session(opened, session_id, checklists))
     _write(bundle, out, "QuestionnaireResponse and Provenance bundle")
 
 
@@ -108,13 +108,13 @@ def import_response(
     The whole file is checked, as an answers file is, before anything is written.
     A completed response completes the session; an in-progress one leaves it open.
     """
-    from cdss.cli.sessions import _open, require_registered, unlock_key
+    from cdss.cli.sessions import open_existing, require_registered, unlock_key
     from cdss.fhir import intake, models
 
     models.require()
     checked = intake.read_file(file, open_catalog(checklists), subject=subject, clinician=clinician)
     key = unlock_key(checked.clinician) if sign else None
-    with _open(store, create=True) as opened:
+    with open_existing(store, create=True) as opened:
         if key is not None:
             require_registered(opened, key)
         session = intake.record(opened, checked, key)

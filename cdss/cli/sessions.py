@@ -100,8 +100,9 @@ def store_path(store: str | None) -> str:
     return resolve(store)
 
 
-def _open(store: str | None, *, create: bool = False, read_only: bool = False) -> OpenedStore:
-    """The store, by path or URL (``cdss.store.location``); only ``cdss run`` may create it.
+def open_existing(store: str | None, *, create: bool = False, read_only: bool = False) -> OpenedStore:
+    """The store, by path or URL (``cdss.store.location``); it must exist unless ``create``
+    (only ``cdss run``, ``cdss import`` and ``cdss store init`` create one).
 
     A store that only needs reading is opened read-only: it is never migrated
     or checkpointed by a listing, and it can be read on read-only media or
@@ -110,11 +111,6 @@ def _open(store: str | None, *, create: bool = False, read_only: bool = False) -
     from cdss.store.location import open_store
 
     return open_store(store, create=create, read_only=read_only)
-
-
-def open_existing(store: str | None, *, read_only: bool = False, create: bool = False) -> OpenedStore:
-    """A store that must already exist, unless ``create``."""
-    return _open(store, read_only=read_only, create=create)
 
 
 def _refuse_damaged(opened: Store) -> None:
@@ -130,7 +126,7 @@ def _refuse_damaged(opened: Store) -> None:
         )
 
 
-def _load(opened: Store, session_id: str, folders: list[Path] | None) -> Session:
+def load_session(opened: Store, session_id: str, folders: list[Path] | None) -> Session:
     from cdss.session import Session, find_session
 
     return Session.load(opened, find_session(opened, session_id), catalog=open_catalog(folders))
@@ -249,7 +245,7 @@ def run(
         line(note)
     given = read_answers(answers, checklist, plan(checklist, context)) if answers else None
     key = unlock_key(clinician) if sign else None
-    with _open(store, create=True) as opened:
+    with open_existing(store, create=True) as opened:
         _refuse_damaged(opened)
         if key is not None:
             require_registered(opened, key)
@@ -300,9 +296,9 @@ def resume(
     """Continue an open session at its first unanswered item."""
     from cdss.errors import SessionStateError
 
-    with _open(store) as opened:
+    with open_existing(store) as opened:
         _refuse_damaged(opened)
-        session = _load(opened, session_id, checklists)
+        session = load_session(opened, session_id, checklists)
         if session.status != "open":
             raise SessionStateError(
                 f"session {session.id[:12]} is {session.status} and cannot be resumed; "
@@ -332,7 +328,7 @@ def sessions(
 
     if status not in (None, "open", "completed", "abandoned"):
         raise UsageError(f"--status {status}: expected open, completed or abandoned")
-    with _open(store, read_only=True) as opened:
+    with open_existing(store, read_only=True) as opened:
         rows = [
             row
             for row in opened.sessions()
@@ -363,8 +359,8 @@ def record(
     """Show a session's completion record: every applicable item, its status and corrections."""
     from cdss.cli.terminal import LABELS, say, show_summary
 
-    with _open(store, read_only=True) as opened:
-        built = _load(opened, session_id, checklists).record()
+    with open_existing(store, read_only=True) as opened:
+        built = load_session(opened, session_id, checklists).record()
     if json:
         print_json(built.to_json())
         return
@@ -421,8 +417,8 @@ def amend(
     checklists: ChecklistFolders = None,
 ) -> None:
     """Correct an answer, also after completion; the record keeps the original and the correction."""
-    with _open(store) as opened:
-        session = _load(opened, session_id, checklists)
+    with open_existing(store) as opened:
+        session = load_session(opened, session_id, checklists)
         session.amend(
             item,
             status,  # type: ignore[arg-type]  # checked by the session
@@ -445,7 +441,7 @@ def abandon(
     checklists: ChecklistFolders = None,
 ) -> None:
     """Close an open session without completing it; its answers stay recorded."""
-    with _open(store) as opened:
-        session = _load(opened, session_id, checklists)
+    with open_existing(store) as opened:
+        session = load_session(opened, session_id, checklists)
         session.abandon(reason, actor=clinician)
     line(f"session {session.id[:12]} abandoned")
