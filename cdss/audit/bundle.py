@@ -11,7 +11,6 @@ refused. The format and every rule checked here are documented in
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -32,6 +31,7 @@ from cdss.catalog import schema_path
 from cdss.checklist import Checklist
 from cdss.errors import InvalidInput, NotFound, UsageError
 from cdss.store import RegisteredKey
+from cdss.store.ledger import public_key
 
 FORMAT = "urn:cdss:bundle:1"
 MANIFEST = "manifest.json"
@@ -440,7 +440,9 @@ def _registered(entry: dict[str, Any]) -> RegisteredKey:
     Types are checked here: a key before the bundle's range is trusted as listed, and a
     ``retired_seq`` that is not a number would otherwise break the signature check silently.
     """
-    public = base64.b64decode(entry["public_key"], validate=True)
+    public = public_key(entry["public_key"])
+    if public is None:
+        raise ValueError("public_key")
     for name in ("seq", "retired_seq"):
         if entry.get(name) is not None and type(entry[name]) is not int:
             raise TypeError(name)
