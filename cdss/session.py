@@ -48,7 +48,7 @@ from cdss.events import (
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.record import Answer, Record, RecordItem, SessionStatus, Signature
 from cdss.signing import signature_holds, signed_payload
-from cdss.store import REQUIRE_SIGNATURES, SUBJECT_PATTERN, DraftSource, Store, StoreView, is_on
+from cdss.store import REQUIRE_SIGNATURES, SUBJECT_PATTERN, DraftSource, Reads, Store, StoreView, is_on
 from cdss.subject import DEFAULT_PATTERN
 from cdss.subject import problem as subject_problem
 
@@ -347,7 +347,7 @@ class Session:
             self._catch_up(view)
             rule()
 
-        events = self.store.append(*drafts, check=check)
+        events = self.store.append(*drafts, check=check, reads=Reads(self.id, self._state.seen))
         for event in events:
             self._state.apply(event)
         return events

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from pydantic import ValidationError
 
-from cdss.catalog import schema_path
+from cdss.catalog import content_hash, schema_path
 from cdss.events import (
     GENESIS,
     SCHEMA_ID,
@@ -25,6 +25,7 @@ from cdss.events import (
     check_chain,
     parse_event,
     seal,
+    sealed,
 )
 from tests.test_checklist_model import generator_schema
 
@@ -53,6 +54,18 @@ def test_schema_valid_events_parse_and_dump_back_equal(value: dict[str, Any]) ->
     event = parse_event(value)
     assert event.to_json() == value
     assert json.loads(event.canonical()) == value
+
+
+@FAST
+@given(from_schema(generator_schema(SCHEMA)))
+def test_the_text_a_store_holds_is_the_canonical_form_of_the_event_it_hashes(value: dict[str, Any]) -> None:
+    """``sealed`` assembles the hashed body and the stored text from one serialisation; both must be RFC 8785."""
+    event = parse_event(value)
+    draft = Draft(event.session, event.type, event.actor, event.data, at=event.at)
+    resealed, text = sealed(draft, event.seq, event.prev)
+    assert text == resealed.canonical()
+    assert resealed.hash == content_hash(resealed.body())
+    assert parse_event(json.loads(text)) == resealed
 
 
 WRONG_VALUES: list[Any] = [None, 0, 2.0, 1.5, True, "", [], {}, "X" * 65, "2026-01-01", {"unexpected": 1}]

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from cdss.errors import CdssError, SessionStateError, StoreError
-from cdss.events import GENESIS, check_chain
+from cdss.events import GENESIS, Answered, Draft, check_chain
+from cdss.store import Reads
 from cdss.store.location import open_store
 from tests.postgres_server import postgres_cluster, postgres_server
 from tests.test_store_postgres import answered, started
@@ -113,10 +114,11 @@ RACER = textwrap.dedent(
     """
     import sys
     from cdss.errors import SessionStateError
+    from cdss.store import Reads
     from cdss.store.location import open_store
     from tests.test_store_postgres import answered
 
-    location, session = sys.argv[1], sys.argv[2]
+    location, session, declared = sys.argv[1], sys.argv[2], sys.argv[3] == "declared"
 
     def not_yet(view):
         if any(e.type == "item-answered" and e.data.item == "a" for e in view.events(session)):
@@ -124,7 +126,7 @@ RACER = textwrap.dedent(
 
     with open_store(location) as store:
         try:
-            store.append(answered(session, "a"), check=not_yet)
+            store.append(answered(session, "a"), check=not_yet, reads=Reads(session) if declared else None)
             print("recorded")
         except SessionStateError:
             print("refused")
@@ -132,16 +134,20 @@ RACER = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("reads", ["declared", "undeclared"])
 def test_whether_a_write_is_allowed_is_decided_inside_the_write_transaction(
-    any_store: Any, location: str
+    any_store: Any, location: str, reads: str
 ) -> None:
-    """Four processes race to answer one item, twice: the check runs under the lock, so exactly one wins."""
+    """Four processes race to answer one item, twice: the check runs under the lock, so exactly one wins.
+
+    Also when the check's reads are declared, and so fetched with the lock in one round trip.
+    """
     for _ in range(2):
         session = uuid.uuid4().hex
         any_store.append(started(session))
         racers = [
             subprocess.Popen(
-                [sys.executable, "-c", RACER, location, session],
+                [sys.executable, "-c", RACER, location, session, reads],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -189,3 +195,58 @@ def test_receive_appends_sealed_rows_only_after_the_head(any_store: Any, tmp_pat
         any_store.receive(rows[:1])  # does not follow the head
     any_store.receive(rows[2:])
     assert list(any_store.stored()) == rows
+
+
+def test_declared_reads_change_nothing_that_check_sees(any_store: Any) -> None:
+    """Reads served from the lock's round trip agree with the store, and reads not declared still work."""
+    one, other = uuid.uuid4().hex, uuid.uuid4().hex
+    any_store.append(started(one), started(other), answered(one, "a"), answered(other, "a"))
+    any_store.append(answered(one, "b"), answered(one, "c"))
+
+    def seen(view: Any) -> list[Any]:
+        return [
+            view.head(),
+            *(list(view.events(one, after=after)) for after in (0, 1, 3, 5, 6)),
+            list(view.events(other, after=2)),
+            list(view.events()),
+        ]
+
+    expected = seen(any_store)
+    looked: list[list[Any]] = []
+
+    def refuse(view: Any) -> None:
+        looked.append(seen(view))
+        raise SessionStateError("refused, so that nothing is written")
+
+    for reads in (None, Reads(one), Reads(one, 3), Reads(other, 2), Reads(uuid.uuid4().hex)):
+        looked.clear()
+        with pytest.raises(SessionStateError):
+            any_store.append(answered(one, "d"), check=refuse, reads=reads)
+        assert looked == [expected], reads
+    assert any_store.head()[0] == 6
+
+
+AWKWARD = [
+    'it\'s \\ a "quote" $$ $1 %s %(x)s {}',
+    "'); DROP TABLE cdss.events; --",
+    "E'\\x00' \\000 \\u0000",
+    "café ✓ 𝄞 \u2028 \u00a0 ﬁ",
+]
+
+
+def test_any_text_is_stored_exactly_as_it_was_hashed(any_store: Any) -> None:
+    """Values travel quoted into the store's SQL; none may change a byte or escape its quotes."""
+    session = uuid.uuid4().hex
+    drafts = [started(session)] + [
+        Draft(
+            session,
+            "item-answered",
+            "dr-lee",
+            Answered(item=f"i{n}", status="not-done", reason="other", reason_text=text),
+        )
+        for n, text in enumerate(AWKWARD)
+    ]
+    written = any_store.append(*drafts)
+    assert [row[4] for row in any_store.stored()] == [event.canonical().decode() for event in written]
+    assert [e.data.reason_text for e in any_store.events(session) if e.type == "item-answered"] == AWKWARD
+    assert list(check_chain(any_store.events())) == []

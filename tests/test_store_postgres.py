@@ -18,7 +18,7 @@ import pytest
 
 from cdss.errors import NotFound, SessionStateError, StoreError
 from cdss.events import GENESIS, Answered, DeclaredContext, Draft, PinnedChecklist, Started, check_chain
-from cdss.store.postgres import SCHEMA_VERSION, PostgresStore, redacted, roles_sql
+from cdss.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore, redacted, roles_sql
 from tests.postgres_server import (
     PostgresServer,
     database_of,
@@ -106,6 +106,33 @@ def test_a_newer_schema_and_a_foreign_schema_are_refused(
         db.execute("CREATE SCHEMA cdss")
     with pytest.raises(StoreError, match="not a cdss store"):
         PostgresStore(other, create=True)
+
+
+def test_a_store_made_by_the_first_release_is_brought_up_to_date_by_its_owner_only(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Schema version 1 (no ``cdss.locked_head``): the owner's next connection migrates it, a writer's is refused."""
+    database = database_of(postgres_url)
+    session = uuid.uuid4().hex
+    with postgres_server.admin(database) as db:
+        db.execute("CREATE SCHEMA cdss")
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO cdss.migrations (version) VALUES (1)")
+        writer, auditor = f"w_{uuid.uuid4().hex[:12]}", f"a_{uuid.uuid4().hex[:12]}"
+        for statement in roles_sql(database, writer, auditor).split(";"):
+            if statement.strip() and "locked_head" not in statement and "-- Then" not in statement:
+                db.execute(statement)
+    with pytest.raises(StoreError, match=r"version 2.*`cdss store init URL` once as the role that owns"):
+        PostgresStore(postgres_server.url(database, user=writer))
+    with postgres_server.admin(database) as db:
+        assert db.execute("SELECT max(version) FROM cdss.migrations").fetchone() == (1,)
+    with PostgresStore(postgres_url) as owner:
+        assert owner.schema_version() == SCHEMA_VERSION == 2
+        owner.append(started(session))
+    with PostgresStore(postgres_server.url(database, user=writer)) as store:
+        store.append(answered(session, "a"), check=lambda view: None)
+        assert [e.type for e in store.events(session)] == ["session-started", "item-answered"]
 
 
 @pytest.mark.parametrize(

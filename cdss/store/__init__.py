@@ -41,6 +41,7 @@ __all__ = [
     "SUBJECT_PATTERN",
     "Check",
     "DraftSource",
+    "Reads",
     "RegisteredKey",
     "SessionRow",
     "Store",
@@ -185,12 +186,31 @@ Check = Callable[[StoreView], None]
 """Runs inside ``append``'s transaction on what is stored; raises a ``CdssError`` to refuse."""
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a ``check`` will read of one session: its events after ``seq`` ``after``.
+
+    Declaring it lets a store on a server fetch those events together with the
+    lock and the head, in one round trip instead of three. It changes nothing
+    that ``check`` sees: the events are read under the lock either way, and a
+    read the declaration does not cover goes to the store as usual.
+    """
+
+    session: str
+    after: int = 0
+
+
 class Store(StoreView, Protocol):
     """What sessions, keys, the walk and the audit need from a store of events."""
 
-    def append(self, *drafts: DraftSource, check: Check | None = None) -> list[Event]:
+    def append(
+        self, *drafts: DraftSource, check: Check | None = None, reads: Reads | None = None
+    ) -> list[Event]:
         """One transaction: take the write lock, read the head, run ``check`` on what is stored
         (it raises a ``CdssError`` to refuse; nothing is written), seal, insert, commit.
+
+        ``reads`` declares which of one session's events ``check`` will read
+        (an optimisation for stores on a server; see ``Reads``).
 
         Acknowledged (durable) when it returns. Store events are also held to
         ``cdss.store.ledger.refusal``.

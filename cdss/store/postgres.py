@@ -7,10 +7,12 @@ one, with the guarantees held by the server itself:
 
 - One chain: ``append`` takes a transaction-scoped advisory lock, reads the
   head, runs the caller's ``check`` on what is stored, inserts and commits, all
-  in one transaction. An advisory lock needs no privilege beyond connecting, so
-  a writer role with only INSERT and SELECT can take it. Underneath, ``seq`` is
-  the primary key and a trigger refuses a row whose ``prev`` is not the hash of
-  the row before it, so even a writer that skipped the lock cannot fork the chain.
+  in one transaction and in two round trips (``cdss.locked_head`` takes the lock
+  and reads what ``check`` needs; the inserts travel with the COMMIT). An
+  advisory lock needs no privilege beyond connecting, so a writer role with
+  only INSERT and SELECT can take it. Underneath, ``seq`` is the primary key
+  and a trigger refuses a row whose ``prev`` is not the hash of the row before
+  it, so even a writer that skipped the lock cannot fork the chain.
 - Durable when acknowledged: ``synchronous_commit`` is set on for our
   connection, so ``append`` returns only after the server has flushed COMMIT.
 - Append-only: triggers refuse UPDATE, DELETE and TRUNCATE; the roles that
@@ -29,15 +31,15 @@ name the store by ``redacted(url)``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cdss.errors import CdssError, IntegrityError, NotFound, StoreError, StoreUnreachable
-from cdss.events import GENESIS, Event, parse_event, seal
-from cdss.store import DraftSource, RegisteredKey, SessionRow
+from cdss.events import GENESIS, Event, parse_event, sealed
+from cdss.store import Check, DraftSource, Reads, RegisteredKey, SessionRow
 from cdss.store.ledger import Admission, Ledger
 
 StoredRow = tuple[Any, Any, Any, Any, Any]
@@ -53,6 +55,19 @@ LOCK_KEY = 0x63647373
 """The advisory lock every append takes ("cdss"); one store per database."""
 PAGE = 5000
 """Events fetched per round trip when streaming: memory stays flat, no long transaction."""
+
+_INSERT = "INSERT INTO cdss.events (seq, session, type, prev, hash, event) VALUES (%s, %s, %s, %s, %s, %s)"
+_PREPARE = (
+    "PREPARE cdss_locked_head (text, bigint) AS SELECT part, seq, hash, event FROM cdss.locked_head($1, $2); "
+    "PREPARE cdss_insert (bigint, text, text, text, text, text) AS "
+    "INSERT INTO cdss.events (seq, session, type, prev, hash, event) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+"""The statements of every append, planned once per connection rather than once per answer.
+
+Named SQL prepared statements live in the server session, so a pooler in
+front of the server must pool by session (PgBouncer's ``pool_mode = session``).
+"""
+_EXECUTE_INSERT = "EXECUTE cdss_insert(%s, %s, %s, %s, %s, %s)"
 
 _REFUSE = """
 CREATE FUNCTION cdss.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -107,7 +122,23 @@ _SCHEMA_1 = (
     "CREATE TRIGGER events_link BEFORE INSERT ON cdss.events FOR EACH ROW EXECUTE FUNCTION cdss.check_link()",
     f"INSERT INTO cdss.meta (key, value) VALUES ('application', '{APPLICATION}')",
 )
-MIGRATIONS: tuple[Sequence[str], ...] = (_SCHEMA_1,)
+_LOCKED_HEAD = f"""
+CREATE FUNCTION cdss.locked_head(for_session text, after_seq bigint)
+RETURNS TABLE (part text, seq bigint, hash text, event text) LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- A volatile function takes a fresh snapshot for each statement, so both
+    -- reads start after the lock is granted and see every append before ours.
+    PERFORM pg_advisory_xact_lock({LOCK_KEY});
+    RETURN QUERY SELECT 'head', e.seq, e.hash, e.event FROM cdss.events e ORDER BY e.seq DESC LIMIT 1;
+    IF for_session IS NOT NULL THEN
+        RETURN QUERY SELECT 'session', e.seq, e.hash, e.event FROM cdss.events e
+            WHERE e.session = for_session AND e.seq > after_seq ORDER BY e.seq;
+    END IF;
+END $$
+"""
+_SCHEMA_2 = (_LOCKED_HEAD,)
+"""The append lock, the head and the session's newer events in one call: one round trip, not three."""
+MIGRATIONS: tuple[Sequence[str], ...] = (_SCHEMA_1, _SCHEMA_2)
 """``MIGRATIONS[n - 1]`` takes the schema from version ``n - 1`` to ``n``. Append, never edit.
 
 Each runs in the transaction that records the new version, under the append
@@ -160,6 +191,7 @@ class PostgresStore:
         self.name = f"store {redacted(url)}"
         self._psycopg = _psycopg()
         self._db: psycopg.Connection[Any] | None = None
+        self._prepared: psycopg.Connection[Any] | None = None
         self._connect()
         try:
             self._prepare(create)
@@ -176,6 +208,9 @@ class PostgresStore:
             if "connect_timeout" not in self.url:
                 options["connect_timeout"] = 10
             db = self._psycopg.connect(self.url, **options)
+            # psycopg's own statement cache answers a ROLLBACK with DEALLOCATE ALL,
+            # which would drop ours (_PREPARE); every append prepares what it runs.
+            db.prepare_threshold = None
             # Acknowledged means flushed on the server, whatever the server's default.
             db.execute("SET synchronous_commit TO on")
             if self.read_only:
@@ -256,6 +291,15 @@ class PostgresStore:
                 self._migrate()
 
     def _migrate(self) -> None:
+        try:
+            self._apply_migrations()
+        except self._psycopg.errors.InsufficientPrivilege:
+            raise StoreError(
+                f"{self.name} needs its schema brought to version {SCHEMA_VERSION}, which this role may not "
+                "do; run `cdss store init URL` once as the role that owns schema cdss (nothing was changed)"
+            ) from None
+
+    def _apply_migrations(self) -> None:
         db = self.db
         with db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
@@ -281,52 +325,76 @@ class PostgresStore:
 
     # --- events ----------------------------------------------------------------
 
-    def append(self, *drafts: DraftSource, check: Callable[[Any], None] | None = None) -> list[Event]:
-        """One transaction: lock, read the head, ``check`` what is stored, seal, insert, commit.
+    def append(
+        self, *drafts: DraftSource, check: Check | None = None, reads: Reads | None = None
+    ) -> list[Event]:
+        """One transaction in two round trips: the lock, the head and ``reads``; then the inserts and COMMIT.
 
-        ``check`` sees this store (its reads run inside the transaction, after
-        the lock) and raises a CdssError to refuse: then nothing is written.
+        ``check`` runs in between on this store as seen inside the transaction
+        (the events ``reads`` declared come from the first round trip, any
+        other read goes to the server) and raises a CdssError to refuse: then
+        nothing is written. Each round trip is one simple query of several
+        statements with client-side binding (psycopg's ``ClientCursor``, which
+        quotes every value); the server runs them in order and stops at the
+        first error, so an insert that fails never reaches the COMMIT.
         """
         if self.read_only:
             raise StoreError(f"{self.name} was opened read-only")
-        sealed: list[Event] = []
+        written: list[Event] = []
+        values: list[Any] = []
         with self._translated():
             db = self.db
-            with db.transaction():
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                seq, prev = self._head()
+            if self._prepared is not db:
+                db.execute(_PREPARE)
+                self._prepared = db
+            cursor = self._psycopg.ClientCursor(db)
+            try:
+                view = self._locked(cursor, reads)
                 if check is not None:
-                    check(self)
-                previous = self._event_at(seq) if drafts and callable(drafts[0]) and seq else None
+                    check(view)
+                seq, prev = view.head()
+                previous = view.head_event() if drafts and callable(drafts[0]) else None
                 admission = Admission(self._store_event_json)
                 for source in drafts:
-                    draft = source(sealed[-1] if sealed else previous) if callable(source) else source
+                    draft = source(written[-1] if written else previous) if callable(source) else source
                     admission.admit(draft, seq + 1, prev)
-                    event = seal(draft, seq + 1, prev)
+                    event, text = sealed(draft, seq + 1, prev)
                     admission.sealed(event)
-                    db.execute(
-                        "INSERT INTO cdss.events (seq, session, type, prev, hash, event) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
-                        (
-                            event.seq,
-                            event.session,
-                            event.type,
-                            event.prev,
-                            event.hash,
-                            event.canonical().decode(),
-                        ),
+                    written.append(event)
+                    values.extend(
+                        (event.seq, event.session, event.type, event.prev, event.hash, text.decode())
                     )
-                    sealed.append(event)
                     seq, prev = event.seq, event.hash
-        return sealed
+                cursor.execute("; ".join([_EXECUTE_INSERT] * len(written) + ["COMMIT"]), values)
+            except BaseException:
+                self._roll_back()
+                raise
+        return written
+
+    def _locked(self, cursor: psycopg.ClientCursor[Any], reads: Reads | None) -> _Locked:
+        """BEGIN, then ``cdss.locked_head``: the lock, the head and ``reads`` in one round trip."""
+        session, after = (None, 0) if reads is None else (reads.session, reads.after)
+        cursor.execute("BEGIN; EXECUTE cdss_locked_head(%s, %s)", (session, after))
+        cursor.nextset()
+        rows = cursor.fetchall()
+        head = next(((seq, hash_, text) for part, seq, hash_, text in rows if part == "head"), None)
+        newer = sorted((seq, text) for part, seq, _, text in rows if part == "session")
+        return _Locked(self, head, reads, newer)
+
+    def _roll_back(self) -> None:
+        """End a failed append's transaction; a lost connection has none left to end."""
+        db = self._db
+        if db is None or db.closed or db.broken:
+            return
+        if db.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            try:
+                db.execute("ROLLBACK")
+            except self._psycopg.Error:
+                self.close()
 
     def _head(self) -> tuple[int, str]:
         row = self.db.execute("SELECT seq, hash FROM cdss.events ORDER BY seq DESC LIMIT 1").fetchone()
         return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
-
-    def _event_at(self, seq: int) -> Event:
-        row = self._one("SELECT seq, event FROM cdss.events WHERE seq = %s", (seq,))
-        return _parse(row[0], row[1])
 
     def head(self) -> tuple[int, str]:
         with self._translated():
@@ -371,8 +439,7 @@ class PostgresStore:
                     raise StoreError(f"{self.name} now ends at {seq}; event {rows[0][0]} does not follow it")
                 with db.cursor() as cursor:
                     cursor.executemany(
-                        "INSERT INTO cdss.events (seq, session, type, prev, hash, event) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
+                        _INSERT,
                         [(s, session, kind, _prev(text), h, text) for s, session, kind, h, text in rows],
                     )
 
@@ -479,6 +546,45 @@ class PostgresStore:
         return found
 
 
+class _Locked:
+    """The store as ``check`` sees it inside ``append``.
+
+    The head and the declared reads come from the round trip that took the
+    lock; every other read goes to the server, inside the same transaction.
+    """
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        head: tuple[int, str, str] | None,
+        reads: Reads | None,
+        rows: list[tuple[int, str]],
+    ):
+        self._store = store
+        self._head = head
+        self._reads = reads
+        self._rows = rows
+
+    def head(self) -> tuple[int, str]:
+        return (0, GENESIS) if self._head is None else (self._head[0], self._head[1])
+
+    def head_event(self) -> Event | None:
+        """The last event stored, for a draft built from it; None in an empty store."""
+        return None if self._head is None else _parse(self._head[0], self._head[2])
+
+    def events(self, session: str | None = None, *, after: int = 0) -> Iterator[Event]:
+        reads = self._reads
+        if reads is not None and session == reads.session and after >= reads.after:
+            return (_parse(seq, text) for seq, text in self._rows if seq > after)
+        return self._store.events(session, after=after)
+
+    def keys(self) -> list[RegisteredKey]:
+        return self._store.keys()
+
+    def setting(self, name: str) -> str:
+        return self._store.setting(name)
+
+
 def _check_version(name: str, version: int) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(
@@ -527,6 +633,7 @@ def roles_sql(database: str, writer: str = "cdss_writer", auditor: str = "cdss_a
             f"GRANT CONNECT ON DATABASE {db} TO {w};",
             f"GRANT USAGE ON SCHEMA cdss TO {w};",
             f"GRANT SELECT, INSERT ON cdss.events TO {w};",
+            f"GRANT EXECUTE ON FUNCTION cdss.locked_head(text, bigint) TO {w};",
             f"GRANT SELECT ON cdss.meta, cdss.migrations TO {w};",
             "-- Auditors: read only.",
             f"CREATE ROLE {a} LOGIN;",

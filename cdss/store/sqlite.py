@@ -28,8 +28,17 @@ from types import TracebackType
 from typing import Any
 
 from cdss.errors import CdssError, IntegrityError, StoreError
-from cdss.events import GENESIS, Event, parse_event, seal
-from cdss.store import DEFAULTS, MIGRATION_ACTOR, Check, DraftSource, RegisteredKey, SessionRow, StoredRow
+from cdss.events import GENESIS, Event, parse_event, sealed
+from cdss.store import (
+    DEFAULTS,
+    MIGRATION_ACTOR,
+    Check,
+    DraftSource,
+    Reads,
+    RegisteredKey,
+    SessionRow,
+    StoredRow,
+)
 from cdss.store.ledger import Admission, Ledger
 from cdss.store.wal import (
     APPLICATION_ID,
@@ -129,8 +138,8 @@ def _keys_into_chain(db: sqlite3.Connection) -> None:
     row = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
     for draft in drafts:
-        event = seal(draft, seq + 1, prev)
-        _insert(db, event)
+        event, text = sealed(draft, seq + 1, prev)
+        _insert(db, event, text)
         seq, prev = event.seq, event.hash
     for table in ("keys", "settings"):
         for verb in ("INSERT", "UPDATE", "DELETE"):
@@ -190,10 +199,11 @@ def _translated(path: Path) -> Iterator[None]:
         ) from None
 
 
-def _insert(db: sqlite3.Connection, event: Event) -> None:
+def _insert(db: sqlite3.Connection, event: Event, text: bytes) -> None:
+    """Insert a sealed event; ``text`` is its canonical form, from ``sealed``."""
     db.execute(
         "INSERT INTO events (seq, session, type, hash, event) VALUES (?, ?, ?, ?, ?)",
-        (event.seq, event.session or NO_SESSION, event.type, event.hash, event.canonical().decode()),
+        (event.seq, event.session or NO_SESSION, event.type, event.hash, text.decode()),
     )
 
 
@@ -330,11 +340,14 @@ class SqliteStore:
 
     # --- writing ----------------------------------------------------------------
 
-    def append(self, *drafts: DraftSource, check: Check | None = None) -> list[Event]:
+    def append(
+        self, *drafts: DraftSource, check: Check | None = None, reads: Reads | None = None
+    ) -> list[Event]:
+        """See ``Store.append``. ``reads`` is not needed here: reading the file costs no round trip."""
         if self.read_only:
             raise StoreError(f"store {self.path} was opened read-only")
         db = self._db
-        sealed: list[Event] = []
+        written: list[Event] = []
         with _translated(self.path):
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -344,18 +357,18 @@ class SqliteStore:
                 previous = self._event_at(seq) if seq and any(callable(d) for d in drafts) else None
                 admission = Admission(self._store_event_json)
                 for source in drafts:
-                    draft = source(sealed[-1] if sealed else previous) if callable(source) else source
+                    draft = source(written[-1] if written else previous) if callable(source) else source
                     admission.admit(draft, seq + 1, prev)
-                    event = seal(draft, seq + 1, prev)
+                    event, text = sealed(draft, seq + 1, prev)
                     admission.sealed(event)
-                    _insert(db, event)
-                    sealed.append(event)
+                    _insert(db, event, text)
+                    written.append(event)
                     seq, prev = event.seq, event.hash
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return sealed
+        return written
 
     # --- reading ----------------------------------------------------------------
 
