@@ -30,3 +30,18 @@ def test_the_store_benchmarks_run_and_print_their_ratio(script: list[str], tmp_p
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ratio:" in done.stdout
+
+
+def test_the_postgresql_benchmark_runs_and_prints_its_ratios(tmp_path: Path) -> None:
+    """On its own private server, as the README runs it, with a few answers and a tiny verify store."""
+    from tests.postgres_server import require
+
+    require()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    small = ["--answers", "20", "--blocks", "2", "--events", "600", "--rounds", "1"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "postgres.py"), *small], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("ratio:") == 2, done.stdout
+    assert "10 writers:" in done.stdout
