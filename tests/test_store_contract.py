@@ -113,10 +113,11 @@ def test_a_refusing_check_writes_nothing_and_sees_what_is_stored(any_store: Any)
 RACER = textwrap.dedent(
     """
     import sys
+    import uuid
     from cdss.errors import SessionStateError
     from cdss.store import Reads
     from cdss.store.location import open_store
-    from tests.test_store_postgres import answered
+    from tests.test_store_postgres import answered, started
 
     location, session, declared = sys.argv[1], sys.argv[2], sys.argv[3] == "declared"
 
@@ -125,8 +126,14 @@ RACER = textwrap.dedent(
             raise SessionStateError("already answered")
 
     with open_store(location) as store:
+        reads = None
+        if declared:  # two appends of its own first, so that a store that can expects the chain where it left it
+            own = uuid.uuid4().hex
+            store.append(started(own))
+            store.append(answered(own, "warm"), reads=Reads(own, store.head()[0]))
+            reads = Reads(session, store.head()[0])
         try:
-            store.append(answered(session, "a"), check=not_yet, reads=Reads(session) if declared else None)
+            store.append(answered(session, "a"), check=not_yet, reads=reads)
             print("recorded")
         except SessionStateError:
             print("refused")

@@ -11,13 +11,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cdss.errors import NotFound, SessionStateError, StoreError
 from cdss.events import GENESIS, Answered, DeclaredContext, Draft, PinnedChecklist, Started, check_chain
+from cdss.store import Reads
 from cdss.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore, redacted, roles_sql
 from tests.postgres_server import (
     PostgresServer,
@@ -195,6 +198,69 @@ def test_the_writer_role_may_append_but_never_rewrite(
         assert store.head()[0] == 2
         with pytest.raises(StoreError, match="refused"):
             store.append(answered(store.sessions()[0].id, "b"))
+
+
+def locked_head_calls(server: PostgresServer, database: str) -> int:
+    """How often ``cdss.locked_head`` ran, once the closed connections have reported their statistics."""
+    deadline = time.monotonic() + 10
+    with server.admin(database) as db:
+        while True:
+            db.execute("SELECT pg_stat_clear_snapshot()")
+            row = db.execute(
+                "SELECT calls FROM pg_stat_user_functions WHERE schemaname = 'cdss' AND funcname = 'locked_head'"
+            ).fetchone()
+            busy = db.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchone()
+            if (row is not None and busy == (0,)) or time.monotonic() > deadline:
+                return 0 if row is None else int(row[0])
+            time.sleep(0.05)
+
+
+def test_answers_in_a_row_take_one_round_trip_and_a_moved_chain_is_decided_under_the_lock(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """The expecting path: right while nobody else writes, never wrong when somebody does."""
+    session = uuid.uuid4().hex
+    counted = postgres_url + "&options=-c%20track_functions%3Dpl"
+    seen: list[list[str]] = []
+
+    def not_answered(item: str, after: int) -> Any:
+        def check(view: Any) -> None:
+            items = [e.data.item for e in view.events(session, after=after) if e.type == "item-answered"]
+            seen.append(items)
+            if item in items:
+                raise SessionStateError(f"{item} was answered in another terminal")
+
+        return check
+
+    with PostgresStore(counted, create=True) as here, PostgresStore(postgres_url) as there:
+        last = here.append(started(session))[0].seq
+        for n in range(10):
+            last = here.append(
+                answered(session, f"i{n}"), check=not_answered(f"i{n}", last), reads=Reads(session, last)
+            )[0].seq
+        assert len(seen) == 10
+        there.append(answered(session, "x"))
+        seen.clear()
+        moved = here.append(
+            answered(session, "y"), check=not_answered("y", last), reads=Reads(session, last)
+        )[0]
+        assert seen == [[], ["x"]]  # on the state it had left, then under the lock
+        assert moved.seq == last + 2
+        there.append(answered(session, "z"))
+        with pytest.raises(SessionStateError, match="another terminal"):
+            here.append(
+                answered(session, "z"), check=not_answered("z", moved.seq), reads=Reads(session, moved.seq)
+            )
+        assert [e.data.item for e in there.events(session) if e.type == "item-answered"][-3:] == [
+            "x",
+            "y",
+            "z",
+        ]
+        assert list(check_chain(there.events())) == []
+    assert 3 <= locked_head_calls(postgres_server, database_of(postgres_url)) <= 5  # two to start, two moves
 
 
 def test_messages_never_show_the_password() -> None:

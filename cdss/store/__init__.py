@@ -10,9 +10,10 @@ What a store guarantees, beyond the method signatures:
 - One chain per store. ``append`` takes the store's write lock, reads the head,
   runs ``check`` on what is stored, seals and inserts, and commits — all in one
   transaction. Two writers can never give two events one ``seq``, and what
-  ``check`` saw is still true when the events are written: whether a write is
-  allowed is decided inside its transaction, on the stored events, never on a
-  copy in some process's memory.
+  ``check`` saw is still what is stored when the events are written: a write
+  counts as allowed only on the events it is written after, and the write
+  transaction itself confirms that those are the stored ones. A copy in some
+  process's memory decides nothing the store has not confirmed is current.
 - All or nothing: ``check`` raising, a draft failing, or a crash writes nothing.
 - Acknowledged means durable: when ``append`` returns, the events survive a
   power cut (SQLite: WAL with ``synchronous=FULL``; PostgreSQL: after COMMIT).
@@ -183,7 +184,13 @@ class StoreView(Protocol):
 
 
 Check = Callable[[StoreView], None]
-"""Runs inside ``append``'s transaction on what is stored; raises a ``CdssError`` to refuse."""
+"""Runs on what is stored when ``append`` writes; raises a ``CdssError`` to refuse.
+
+A store may run it more than once in one ``append`` (PostgreSQL first runs it
+on the state its last append left and, if the chain has moved since, again
+under the lock); only a run on the state the events are written after counts,
+so a check must give the same answer whenever it runs on the same state.
+"""
 
 
 @dataclass(frozen=True)
@@ -191,9 +198,10 @@ class Reads:
     """What a ``check`` will read of one session: its events after ``seq`` ``after``.
 
     Declaring it lets a store on a server fetch those events together with the
-    lock and the head, in one round trip instead of three. It changes nothing
-    that ``check`` sees: the events are read under the lock either way, and a
-    read the declaration does not cover goes to the store as usual.
+    lock and the head, in one round trip instead of three, or skip the fetch
+    when its own last append ended at or before ``after``. It changes nothing
+    that ``check`` sees, and a read the declaration does not cover goes to the
+    store as usual.
     """
 
     session: str

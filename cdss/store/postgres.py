@@ -7,10 +7,11 @@ one, with the guarantees held by the server itself:
 
 - One chain: ``append`` takes a transaction-scoped advisory lock, reads the
   head, runs the caller's ``check`` on what is stored, inserts and commits, all
-  in one transaction and in two round trips (``cdss.locked_head`` takes the lock
-  and reads what ``check`` needs; the inserts travel with the COMMIT). An
-  advisory lock needs no privilege beyond connecting, so a writer role with
-  only INSERT and SELECT can take it. Underneath, ``seq`` is the primary key
+  in one transaction (two round trips: ``cdss.locked_head`` takes the lock and
+  reads what ``check`` needs, the inserts travel with the COMMIT; one while the
+  chain is where this connection left it, see ``append``). An advisory lock
+  needs no privilege beyond connecting, so a writer role with only INSERT and
+  SELECT can take it. Underneath, ``seq`` is the primary key
   and a trigger refuses a row whose ``prev`` is not the hash of the row before
   it, so even a writer that skipped the lock cannot fork the chain.
 - Durable when acknowledged: ``synchronous_commit`` is set on for our
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cdss.errors import CdssError, IntegrityError, NotFound, StoreError, StoreUnreachable
-from cdss.events import GENESIS, Event, parse_event, sealed
+from cdss.events import GENESIS, STORE_TYPES, Draft, Event, parse_event, sealed
 from cdss.store import Check, DraftSource, Reads, RegisteredKey, SessionRow
 from cdss.store.ledger import Admission, Ledger
 
@@ -192,6 +193,10 @@ class PostgresStore:
         self._psycopg = _psycopg()
         self._db: psycopg.Connection[Any] | None = None
         self._prepared: psycopg.Connection[Any] | None = None
+        self._left: tuple[int, str] | None = None
+        """The head as this store's last append left it."""
+        self._expecting = False
+        """Whether the last append found the chain where this store had left it: then try one round trip."""
         self._connect()
         try:
             self._prepare(create)
@@ -328,48 +333,127 @@ class PostgresStore:
     def append(
         self, *drafts: DraftSource, check: Check | None = None, reads: Reads | None = None
     ) -> list[Event]:
-        """One transaction in two round trips: the lock, the head and ``reads``; then the inserts and COMMIT.
+        """One transaction: one round trip while nobody else writes, two when others do, four just after.
 
-        ``check`` runs in between on this store as seen inside the transaction
-        (the events ``reads`` declared come from the first round trip, any
-        other read goes to the server) and raises a CdssError to refuse: then
-        nothing is written. Each round trip is one simple query of several
-        statements with client-side binding (psycopg's ``ClientCursor``, which
-        quotes every value); the server runs them in order and stops at the
-        first error, so an insert that fails never reaches the COMMIT.
+        The locked path: ``cdss.locked_head`` takes the lock and reads the head
+        and ``reads``; ``check`` runs on the store as seen inside the
+        transaction; then the inserts travel with the COMMIT.
+
+        The expecting path, when this connection made the last append, found
+        the chain where it had left it, and ``reads`` start after that (a
+        clinician answering item after item): ``check`` runs on that state, and
+        the lock, the inserts and the COMMIT travel together. If the chain has
+        moved meanwhile, the first insert finds its ``seq`` taken (or its
+        ``prev`` gone, after a restore), nothing is written, and after a
+        ROLLBACK the locked path decides, running ``check`` again. A refusal is
+        only ever given by the locked path.
+
+        Each round trip is one simple query of several statements with
+        client-side binding (psycopg's ``ClientCursor``, which quotes every
+        value); the server runs them in order and stops at the first error, so
+        an insert that fails never reaches the COMMIT.
         """
         if self.read_only:
             raise StoreError(f"{self.name} was opened read-only")
-        written: list[Event] = []
-        values: list[Any] = []
         with self._translated():
-            db = self.db
-            if self._prepared is not db:
-                db.execute(_PREPARE)
-                self._prepared = db
-            cursor = self._psycopg.ClientCursor(db)
+            cursor = self._cursor()
             try:
-                view = self._locked(cursor, reads)
-                if check is not None:
-                    check(view)
-                seq, prev = view.head()
-                previous = view.head_event() if drafts and callable(drafts[0]) else None
-                admission = Admission(self._store_event_json)
-                for source in drafts:
-                    draft = source(written[-1] if written else previous) if callable(source) else source
-                    admission.admit(draft, seq + 1, prev)
-                    event, text = sealed(draft, seq + 1, prev)
-                    admission.sealed(event)
-                    written.append(event)
-                    values.extend(
-                        (event.seq, event.session, event.type, event.prev, event.hash, text.decode())
-                    )
-                    seq, prev = event.seq, event.hash
-                cursor.execute("; ".join([_EXECUTE_INSERT] * len(written) + ["COMMIT"]), values)
+                if self._may_expect(drafts, reads):
+                    written = self._append_expecting(cursor, drafts, check, reads)
+                    if written is not None:
+                        return written
+                return self._append_locked(cursor, drafts, check, reads)
             except BaseException:
+                self._expecting = False
                 self._roll_back()
                 raise
+
+    def _cursor(self) -> psycopg.ClientCursor[Any]:
+        """A cursor on a connection that has ``_PREPARE``'s statements (prepared once per connection)."""
+        db = self.db
+        if self._prepared is not db:
+            db.execute(_PREPARE)
+            self._prepared = db
+        cursor: psycopg.ClientCursor[Any] = self._psycopg.ClientCursor(db)
+        return cursor
+
+    def _may_expect(self, drafts: Sequence[DraftSource], reads: Reads | None) -> bool:
+        return (
+            self._expecting
+            and self._left is not None
+            and reads is not None
+            and reads.after >= self._left[0]
+            and bool(drafts)
+            and all(isinstance(d, Draft) and d.type not in STORE_TYPES for d in drafts)
+        )
+
+    def _append_expecting(
+        self,
+        cursor: psycopg.ClientCursor[Any],
+        drafts: Sequence[DraftSource],
+        check: Check | None,
+        reads: Reads | None,
+    ) -> list[Event] | None:
+        """Append after the head this connection left; None when the chain moved or ``check`` refused."""
+        assert self._left is not None
+        view = _Locked(self, self._left, None, reads, [])
+        if check is not None:
+            try:
+                check(view)
+            except CdssError:
+                return None
+        written, values = self._sealed(view, drafts)
+        try:
+            cursor.execute(
+                "; ".join(
+                    [
+                        "BEGIN",
+                        f"SELECT pg_advisory_xact_lock({LOCK_KEY})",
+                        *[_EXECUTE_INSERT] * len(written),
+                        "COMMIT",
+                    ]
+                ),
+                values,
+            )
+        except (self._psycopg.errors.UniqueViolation, self._psycopg.errors.CheckViolation):
+            self._expecting = False
+            self._roll_back()
+            return None
+        self._left = (written[-1].seq, written[-1].hash)
         return written
+
+    def _append_locked(
+        self,
+        cursor: psycopg.ClientCursor[Any],
+        drafts: Sequence[DraftSource],
+        check: Check | None,
+        reads: Reads | None,
+    ) -> list[Event]:
+        view = self._locked(cursor, reads)
+        self._expecting = view.head() == self._left
+        if check is not None:
+            check(view)
+        written, values = self._sealed(view, drafts)
+        cursor.execute("; ".join([_EXECUTE_INSERT] * len(written) + ["COMMIT"]), values)
+        self._left = (written[-1].seq, written[-1].hash) if written else view.head()
+        return written
+
+    def _sealed(self, view: _Locked, drafts: Sequence[DraftSource]) -> tuple[list[Event], list[Any]]:
+        """The drafts sealed after ``view``'s head, and the values of their inserts."""
+        seq, prev = view.head()
+        previous = view.head_event() if drafts and callable(drafts[0]) else None
+        admission = Admission(self._store_event_json)
+        written: list[Event] = []
+        values: list[Any] = []
+        for source in drafts:
+            draft = source(written[-1] if written else previous) if callable(source) else source
+            admission.admit(draft, seq + 1, prev)
+            event, text = sealed(draft, seq + 1, prev)
+            admission.sealed(event)
+            written.append(event)
+            values.extend((event.seq, event.session, event.type, event.prev, event.hash, text.decode()))
+            seq, prev = event.seq, event.hash
+        return written, values
 
     def _locked(self, cursor: psycopg.ClientCursor[Any], reads: Reads | None) -> _Locked:
         """BEGIN, then ``cdss.locked_head``: the lock, the head and ``reads`` in one round trip."""
@@ -379,7 +463,9 @@ class PostgresStore:
         rows = cursor.fetchall()
         head = next(((seq, hash_, text) for part, seq, hash_, text in rows if part == "head"), None)
         newer = sorted((seq, text) for part, seq, _, text in rows if part == "session")
-        return _Locked(self, head, reads, newer)
+        if head is None:
+            return _Locked(self, None, None, reads, newer)
+        return _Locked(self, (head[0], head[1]), head[2], reads, newer)
 
     def _roll_back(self) -> None:
         """End a failed append's transaction; a lost connection has none left to end."""
@@ -556,21 +642,26 @@ class _Locked:
     def __init__(
         self,
         store: PostgresStore,
-        head: tuple[int, str, str] | None,
+        head: tuple[int, str] | None,
+        head_text: str | None,
         reads: Reads | None,
         rows: list[tuple[int, str]],
     ):
         self._store = store
         self._head = head
+        self._head_text = head_text
         self._reads = reads
         self._rows = rows
 
     def head(self) -> tuple[int, str]:
-        return (0, GENESIS) if self._head is None else (self._head[0], self._head[1])
+        return (0, GENESIS) if self._head is None else self._head
 
     def head_event(self) -> Event | None:
         """The last event stored, for a draft built from it; None in an empty store."""
-        return None if self._head is None else _parse(self._head[0], self._head[2])
+        if self._head is None:
+            return None
+        assert self._head_text is not None, "the expecting path never builds drafts from the head"
+        return _parse(self._head[0], self._head_text)
 
     def events(self, session: str | None = None, *, after: int = 0) -> Iterator[Event]:
         reads = self._reads
