@@ -35,29 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from answer import ROW, alternating, long_checklist  # type: ignore[import-not-found]  # noqa: E402
+
 from tests.postgres_server import running_server  # noqa: E402
 
 WRITERS = 10
 SUBJECT = "S-7F3K2M9Q1"
-
-
-def long_checklist(folder: Path, items: int) -> Path:
-    """The example checklist with ``items`` items, so one session can take every answer."""
-    example = ROOT / "tests" / "examples" / "valid" / "example-walk" / "1.0.0.json"
-    document = json.loads(example.read_text())
-    template = document["sections"][0]["items"][0]
-    document["id"] = "bench-walk"
-    document["context"] = {"routes": [], "populations": []}
-    document["sections"] = [
-        {
-            "id": "bench",
-            "title": "Benchmark",
-            "items": [{**template, "id": f"item-{n}"} for n in range(items)],
-        }
-    ]
-    (folder / "bench-walk").mkdir(parents=True, exist_ok=True)
-    (folder / "bench-walk" / "1.0.0.json").write_text(json.dumps(document))
-    return folder
 
 
 def answer_all(url: str, folder: Path, clinician: str = "dr-lee") -> tuple[float, float, int]:
@@ -78,8 +61,6 @@ def answer_all(url: str, folder: Path, clinician: str = "dr-lee") -> tuple[float
 def single_writer(raw_url: str, url: str, folder: Path, blocks: int) -> tuple[float, float, float]:
     """Seconds per bare INSERT + COMMIT and per cdss answer, and the median of the blocks' ratios.
 
-    The two alternate in ``blocks`` blocks on the same server, so a slow spell
-    of the disk (fsync dominates both) falls on both sides rather than on one.
     The bare row is the size of a stored answer, with the same durability.
     """
     import psycopg
@@ -95,28 +76,22 @@ def single_writer(raw_url: str, url: str, folder: Path, blocks: int) -> tuple[fl
             "(seq bigint PRIMARY KEY, session text, type text, hash text UNIQUE, event text)"
         )
         db.commit()
+
+        def bare(n: int) -> None:
+            db.execute(
+                "INSERT INTO raw_events VALUES (%s, %s, %s, %s, %s)",
+                (n, "s" * 32, "item-answered", f"{n:064x}", ROW),
+            )
+            db.commit()
+
         session = Session.start(
             store, "bench-walk", subject=SUBJECT, clinician="dr-lee", catalog=Catalog([folder])
         )
-        items = [planned.item.id for planned in session.planned]
-        block = max(1, len(items) // blocks)
-        raw_spans, cdss_spans, n = [], [], 0
-        for start in range(0, block * blocks, block):
-            began = time.perf_counter()
-            for _ in range(block):
-                n += 1
-                db.execute(
-                    "INSERT INTO raw_events VALUES (%s, %s, %s, %s, %s)",
-                    (n, "s" * 32, "item-answered", f"{n:064x}", "x" * 330),
-                )
-                db.commit()
-            raw_spans.append((time.perf_counter() - began) / block)
-            began = time.perf_counter()
-            for item in items[start : start + block]:
-                session.answer(item, "done")
-            cdss_spans.append((time.perf_counter() - began) / block)
-    ratios = [c / r for c, r in zip(cdss_spans, raw_spans, strict=True)]
-    return statistics.median(raw_spans), statistics.median(cdss_spans), statistics.median(ratios)
+        planned = session.planned
+        figures: tuple[float, float, float] = alternating(
+            blocks, len(planned) // blocks, bare, lambda n: session.answer(planned[n].item.id, "done")
+        )
+        return figures
 
 
 WRITER = """
@@ -205,7 +180,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary, running_server() as server:
         os.environ.setdefault("XDG_STATE_HOME", temporary)
-        folder = long_checklist(Path(temporary) / "checklists", args.answers)
+        folder = Path(temporary) / "checklists"
+        long_checklist(folder, args.answers)
         url = server.new_database()
         from cdss.store.postgres import PostgresStore
 

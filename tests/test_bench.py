@@ -21,6 +21,7 @@ BENCH = Path(__file__).parent.parent / "bench"
     [
         ["verify.py", "--events", "600", "--rounds", "1"],
         ["report.py", "--events", "600"],
+        ["answer.py", "40", "2"],
     ],
 )
 def test_the_store_benchmarks_run_and_print_their_ratio(script: list[str], tmp_path: Path) -> None:
