@@ -582,6 +582,52 @@ def test_a_walk_survives_an_immediate_server_stop(private_postgres: PostgresServ
         assert list(check_chain(store.events())) == []
 
 
+def test_a_second_terminal_on_a_shared_store_gets_one_line_and_the_record_stays_valid(
+    postgres_url: str,
+) -> None:
+    """The walk's next answer would take one round trip; another workstation has answered that item first."""
+    import pexpect
+
+    from tests.conftest import cdss_command
+
+    PostgresStore(postgres_url, create=True).close()
+    env = walk_env(postgres_url)
+    child = pexpect.spawn(
+        cdss_command(), [*START, *WHO], env=env, encoding="utf-8", timeout=30, dimensions=(24, 80)
+    )
+    child.expect("item 1 of 3")
+    child.send("d")
+    child.expect("item 2 of 3")
+    child.send("n")
+    child.expect("item 3 of 3")
+    with PostgresStore(postgres_url) as store:
+        [row] = store.sessions()
+    other = pexpect.spawn(
+        cdss_command(),
+        ["resume", row.id[:12], *FOLDERS],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
+    other.expect("item 3 of 3")
+    other.send("d")
+    other.expect("summary")
+    other.send("q")
+    other.expect(pexpect.EOF)
+    other.close()
+    child.send("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert "was answered in another terminal" in (child.before or "")
+    assert "Traceback" not in (child.before or "")
+    with PostgresStore(postgres_url) as store:
+        answered_items = [e.data.item for e in store.events(row.id) if e.type == "item-answered"]
+        assert answered_items.count("older-adult-side-effects-reviewed") == 1
+        assert list(check_chain(store.events())) == []
+
+
 def test_quitting_at_an_unreachable_server_says_how_to_resume(private_postgres: PostgresServer) -> None:
     import pexpect
 
