@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,9 @@ def test_a_plain_wheel_install_lists_shipped_checklists_from_any_folder(tmp_path
     )
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("cdss-*.whl"))
+    with zipfile.ZipFile(wheel) as opened:
+        tops = {name.split("/")[0] for name in opened.namelist()}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"cdss"}  # no top-level tests or bench
     target = tmp_path / "site"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
