@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cdss.store import MIGRATION_ACTOR, signature_holds
+from cdss.store import MIGRATION_ACTOR, REQUIRE_SIGNATURES, is_on, signature_holds
 from cdss.store.ledger import Ledger, public_key
 
 if TYPE_CHECKING:
@@ -97,13 +97,17 @@ class Keyring:
         """K2 for signatures made before keys were in the chain: checked now that the key is known."""
         raw = public_key(data["public_key"])
         for use in uses:
-            if data["clinician"] != use.actor:
-                self.note(use.seq, use.session, f"signed by {use.actor} with a key registered to "
-                          f"{data['clinician']}")  # fmt: skip
-            if raw is not None and signature_holds(raw, use.signature, use.payload):
+            if self.holds(data["clinician"], raw, use):
                 self.late_signatures += 1
-            else:
-                self.note(use.seq, use.session, "signature does not verify with the registered key")
+
+    def holds(self, clinician: str, raw: bytes | None, use: KeyUse) -> bool:
+        """Whether ``use`` verifies with the key registered to ``clinician``; what does not is noted."""
+        if clinician != use.actor:
+            self.note(use.seq, use.session, f"signed by {use.actor} with a key registered to {clinician}")
+        if raw is not None and signature_holds(raw, use.signature, use.payload):
+            return True
+        self.note(use.seq, use.session, "signature does not verify with the registered key")
+        return False
 
     def key_for(self, key: str, use: KeyUse) -> RegisteredKey | None:
         """K2 for one signature: the key to check it with, or None (reported, or judged later)."""
@@ -122,7 +126,8 @@ class Keyring:
         return found
 
     def signatures_required(self) -> bool:
-        return self.ledger.setting("require-signatures") == "on"
+        """K3 reads the setting as a session does when it completes (``is_on``)."""
+        return is_on(self.ledger.setting(REQUIRE_SIGNATURES))
 
     def finish(self) -> None:
         """Signatures whose key never appeared in the chain."""

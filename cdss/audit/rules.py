@@ -29,7 +29,6 @@ from cdss.catalog import content_hash
 from cdss.errors import CdssError
 from cdss.plan import PlannedItem, RunContext, declare, plan
 from cdss.session import answer_problem
-from cdss.store import signature_holds
 
 if TYPE_CHECKING:
     from cdss.audit.keyring import Keyring
@@ -180,15 +179,12 @@ class SessionRules:
             if outside:
                 self.note(seq, session, outside)
         signed = payload(data["signs"], data["name"], data["meaning"], event["at"])
-        registered = self.keyring.key_for(data["key"], KeyUse(seq, session, actor, data["signature"], signed))
+        use = KeyUse(seq, session, actor, data["signature"], signed)
+        registered = self.keyring.key_for(data["key"], use)
         if registered is None:
             return  # judged when its key is registered, or at the end
-        if registered.clinician != actor:
-            self.note(seq, session, f"signed by {actor} with a key registered to {registered.clinician}")
-        if signature_holds(registered.public_key, data["signature"], signed):
+        if self.keyring.holds(registered.clinician, registered.public_key, use):
             self.signatures += 1
-        else:
-            self.note(seq, session, "signature does not verify with the registered key")
 
     def _plan(self, data: dict[str, Any], seq: int, session: str) -> _Plan | None:
         pinned = data["checklist"]
