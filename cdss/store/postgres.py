@@ -68,7 +68,8 @@ _PREPARE = (
 Named SQL prepared statements live in the server session, so a pooler in
 front of the server must pool by session (PgBouncer's ``pool_mode = session``).
 """
-_EXECUTE_INSERT = "EXECUTE cdss_insert(%s, %s, %s, %s, %s, %s)"
+_LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
+"""Taken by every append, copy and migration, until their transaction ends."""
 
 _REFUSE = """
 CREATE FUNCTION cdss.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -307,7 +308,7 @@ class PostgresStore:
     def _apply_migrations(self) -> None:
         db = self.db
         with db.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            db.execute(_LOCK)
             # Another workstation may have created or migrated it while we waited.
             version = self._version()
             _check_version(self.name, version or 0)
@@ -404,17 +405,7 @@ class PostgresStore:
                 return None
         written, values = self._sealed(view, drafts)
         try:
-            cursor.execute(
-                "; ".join(
-                    [
-                        "BEGIN",
-                        f"SELECT pg_advisory_xact_lock({LOCK_KEY})",
-                        *[_EXECUTE_INSERT] * len(written),
-                        "COMMIT",
-                    ]
-                ),
-                values,
-            )
+            cursor.execute(f"BEGIN; {_LOCK}; {_inserted(len(written))}", values)
         except (self._psycopg.errors.UniqueViolation, self._psycopg.errors.CheckViolation):
             self._expecting = False
             self._roll_back()
@@ -434,7 +425,7 @@ class PostgresStore:
         if check is not None:
             check(view)
         written, values = self._sealed(view, drafts)
-        cursor.execute("; ".join([_EXECUTE_INSERT] * len(written) + ["COMMIT"]), values)
+        cursor.execute(_inserted(len(written)), values)
         self._left = (written[-1].seq, written[-1].hash) if written else view.head()
         return written
 
@@ -519,7 +510,7 @@ class PostgresStore:
         with self._translated():
             db = self.db
             with db.transaction():
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                db.execute(_LOCK)
                 seq, _ = self._head()
                 if int(rows[0][0]) != seq + 1:
                     raise StoreError(f"{self.name} now ends at {seq}; event {rows[0][0]} does not follow it")
@@ -630,6 +621,11 @@ class PostgresStore:
                 f"the table {by_table[0]} up to {by_table[1]}"
             )
         return found
+
+
+def _inserted(count: int) -> str:
+    """``count`` prepared inserts, then COMMIT: one simple query."""
+    return "EXECUTE cdss_insert(%s, %s, %s, %s, %s, %s); " * count + "COMMIT"
 
 
 class _Locked:
