@@ -30,9 +30,12 @@ def passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CDSS_PASSPHRASE", PASSPHRASE)
 
 
-def verify(store: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def findings(store: Path) -> str:
+    """What the installed `cdss audit verify` prints about ``store``, which it must fail."""
     command = [cdss_command(), "audit", "verify", "--store", str(store), "--checklists", str(CATALOG_FOLDER)]
-    return subprocess.run([*command, *extra], capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    return done.stdout
 
 
 def smuggle(store: Path, draft: Any) -> int:
@@ -75,15 +78,11 @@ def test_a_second_key_for_a_clinician_and_its_signatures_are_named(store_path: P
     made = keys.create("dr-lee", "Dr A. Lee", PASSPHRASE, folder=impostor)
     registered = smuggle(store_path, keys.registration(made))
     _, signed = completion_and_signature(store_path, session, keys.unlock("dr-lee", folder=impostor))
-    done = verify(store_path)
-    assert done.returncode == 1
-    assert (
-        f"seq {registered}: key-registered breaks the key and setting rules: dr-lee already has"
-        in done.stdout
-    )
+    found = findings(store_path)
+    assert f"seq {registered}: key-registered breaks the key and setting rules: dr-lee already has" in found
     assert (
         f"seq {signed} · session {session}: signed with key {made.key_id[:12]}…, which was not properly "
-        in (done.stdout)
+        in found
     )
 
 
@@ -94,12 +93,11 @@ def test_a_completion_unsigned_while_signatures_were_required_is_named(store_pat
     with open_store(store_path) as opened:
         clinician = Session.load(opened, session, catalog=catalog()).clinician
     completed = smuggle(store_path, Draft(session, "session-completed", clinician, Completed()))
-    done = verify(store_path)
-    assert done.returncode == 1
+    found = findings(store_path)
     assert f"seq {completed} · session {session}: completed without a signature while require-signatures" in (
-        done.stdout
+        found
     )
-    assert "setting require-signatures = 'on' at seq" in done.stdout
+    assert "setting require-signatures = 'on' at seq" in found
 
 
 def test_an_unendorsed_setting_change_in_a_store_with_an_administrator_is_named(store_path: Path) -> None:
@@ -107,11 +105,10 @@ def test_an_unendorsed_setting_change_in_a_store_with_an_administrator_is_named(
     assert cli("keys", "init", "--clinician", "qa-admin", "--name", "QA Admin", "--administrator",
                "--store", str(store_path)) == 0  # fmt: skip
     changed = smuggle(store_path, keys.setting_change("require-signatures", "off", "dr-kim", None))
-    done = verify(store_path)
-    assert done.returncode == 1
+    found = findings(store_path)
     assert (
         f"seq {changed}: setting-changed breaks the key and setting rules: this store has an administrator"
-        in (done.stdout)
+        in found
     )
 
 
@@ -121,11 +118,10 @@ def test_a_key_registered_after_it_signed_is_named(store_path: Path) -> None:
     _, signed = completion_and_signature(store_path, session, keys.unlock("dr-lee"))
     with open_store(store_path) as opened:
         keys.register(opened, made)
-    done = verify(store_path)
-    assert done.returncode == 1
+    found = findings(store_path)
     assert (
         f"seq {signed} · session {session}: signed with key {made.key_id[:12]}…, which was registered only"
-        in (done.stdout)
+        in found
     )
 
 
@@ -138,11 +134,10 @@ def test_a_retired_key_cannot_sign_later(store_path: Path) -> None:
     with open_store(store_path) as opened:
         keys.retire(opened, "dr-lee", lee.info.key_id, "left the clinic", lee)
     _, signed = completion_and_signature(store_path, session, lee)
-    done = verify(store_path)
-    assert done.returncode == 1
+    found = findings(store_path)
     assert (
         f"seq {signed} · session {session}: signed with key {lee.info.key_id[:12]}… after it was retired"
-        in (done.stdout)
+        in found
     )
 
 
